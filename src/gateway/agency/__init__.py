@@ -1,0 +1,1 @@
+"""The register of agencies the gateway serves: codes, delivery, signature policy, certificates."""

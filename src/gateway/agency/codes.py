@@ -1,0 +1,26 @@
+"""The mã định danh (OrganId) of an agency, pure.
+
+``LLL.KK.JJ.Xnn`` from the lowest level to the highest; the parent of a unit is found by zeroing its
+lowest non-zero part (``001.00.10.H47`` → ``000.00.10.H47`` → ``000.00.00.H47``).
+"""
+
+from __future__ import annotations
+
+import re
+
+CODE_PATTERN = r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"
+_CODE_RE = re.compile(CODE_PATTERN)
+
+
+def is_valid_code(code: str) -> bool:
+    return _CODE_RE.fullmatch(code) is not None
+
+
+def implied_parent(code: str) -> str | None:
+    """The code of the unit one level up, or None for a top-level unit (``000.00.00.Xnn``)."""
+    parts = code.split(".")
+    for i in range(3):
+        if int(parts[i]) != 0:
+            parts[i] = "0" * len(parts[i])
+            return ".".join(parts)
+    return None

@@ -1,0 +1,119 @@
+"""The register's JSON shapes (the names are part of the HTTP contract: add fields, never rename)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.agency.codes import CODE_PATTERN
+from gateway.agency.models import Agency, AgencyCertificate
+
+CodeStr = Annotated[str, Field(max_length=64, examples=["000.00.00.H41"], description=f"pattern {CODE_PATTERN}")]
+
+
+class PushDelivery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["push"]
+    endpoint: Annotated[str, Field(max_length=2000, examples=["https://qlvb.example.gov.vn/edxml/inbox"])]
+
+
+class PullDelivery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["pull"]
+
+
+Delivery = Annotated[PushDelivery | PullDelivery, Field(discriminator="mode")]
+SignaturePolicy = Literal["required", "channel"]
+
+
+class AgencyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: CodeStr
+    name: Annotated[str, Field(max_length=1000)]
+    parent_code: CodeStr | None = None
+    alt_code: Annotated[str | None, Field(max_length=64, description="a second identifier (QĐ 20/2020)")] = None
+    delivery: Delivery
+    signature_policy: SignaturePolicy = "required"
+    active: bool = True
+
+
+class AgencyUpdate(BaseModel):
+    """Only the fields present are changed; ``parent_code: null`` removes the parent."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str | None, Field(max_length=1000)] = None
+    parent_code: CodeStr | None = None
+    alt_code: Annotated[str | None, Field(max_length=64)] = None
+    delivery: Delivery | None = None
+    signature_policy: SignaturePolicy | None = None
+    active: bool | None = None
+
+
+class CertificateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pem: Annotated[str, Field(max_length=64 * 1024)]
+
+
+class CertificateOut(BaseModel):
+    sha256: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    added_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, cert: AgencyCertificate) -> CertificateOut:
+        return cls(
+            sha256=cert.sha256,
+            subject=cert.subject,
+            not_before=cert.not_before,
+            not_after=cert.not_after,
+            added_at=cert.added_at,
+            revoked_at=cert.revoked_at,
+        )
+
+
+class AgencyOut(BaseModel):
+    code: str
+    name: str
+    parent_code: str | None
+    alt_code: str | None
+    delivery: Delivery
+    signature_policy: SignaturePolicy
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    certificates: list[CertificateOut]
+
+    @classmethod
+    def of(cls, agency: Agency, certificates: list[AgencyCertificate]) -> AgencyOut:
+        delivery: PushDelivery | PullDelivery
+        if agency.delivery_mode == "push":
+            assert agency.endpoint is not None
+            delivery = PushDelivery(mode="push", endpoint=agency.endpoint)
+        else:
+            delivery = PullDelivery(mode="pull")
+        return cls(
+            code=agency.code,
+            name=agency.name,
+            parent_code=agency.parent_code,
+            alt_code=agency.alt_code,
+            delivery=delivery,
+            signature_policy="channel" if agency.signature_policy == "channel" else "required",
+            active=agency.active,
+            created_at=agency.created_at,
+            updated_at=agency.updated_at,
+            certificates=[CertificateOut.of(c) for c in certificates],
+        )
+
+
+class AgencyList(BaseModel):
+    items: list[AgencyOut]
+
+
+class TokenOut(BaseModel):
+    id: str
+    token: str = Field(description="shown once; the gateway keeps only its hash")

@@ -1,0 +1,54 @@
+"""``create_app()``: settings, database, the gateway key and the routers, wired in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import gateway
+from gateway import logs, problem_handlers
+from gateway.agency.endpoints import router as agency_router
+from gateway.config import Settings
+from gateway.db import create_database
+from gateway.health.endpoints import router as health_router
+from gateway.signing import load_or_create
+
+DESCRIPTION = """\
+The gateway between the document-management systems (QLVB&ĐHTN) of state agencies: it takes signed edXML
+envelopes, proves who sent them and that nothing changed, fixes the sent and received instants, delivers
+to every recipient by push or pull, and records every step in an append-only, hash-chained ledger.
+
+Errors are RFC 9457 `application/problem+json` documents; `type` is `urn:gateway:problem:<slug>` and
+stable. Authentication: `Authorization: Bearer <token>` (agency or operator token).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = create_database(settings.effective_database_url)
+        app.state.db = db
+        app.state.gateway_key = load_or_create(settings)
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    logs.configure(settings.log_level, json=settings.log_json)
+    app = FastAPI(
+        title="Document interoperability gateway",
+        version=gateway.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problem_handlers.install(app)
+    app.middleware("http")(logs.request_context)
+    app.include_router(health_router)
+    app.include_router(agency_router)
+    return app

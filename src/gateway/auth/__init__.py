@@ -1,0 +1,1 @@
+"""Credentials: operators (admin, auditor) and bearer tokens for operators and agencies."""

@@ -1,0 +1,315 @@
+"""The ``gateway`` command: serve, migrate, and the register and credentials from the console.
+
+Console commands work on the configured database directly (whoever can reach it is an administrator);
+the ledger names them ``console:<os user>``. Failures print the same problem document the API would
+answer with, on standard error, and exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.agency.schemas import AgencyCreate, AgencyUpdate, PullDelivery, PushDelivery
+from gateway.agency.service import AgencyService
+from gateway.auth.principal import console_principal
+from gateway.auth.service import AuthService
+from gateway.config import Settings
+from gateway.db import create_database
+from gateway.db.migrate import upgrade_sync
+from gateway.problems import GatewayError, RequestInvalid
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Document interoperability gateway.", no_args_is_help=True, add_completion=False)
+agency_app = typer.Typer(help="The register of agencies.", no_args_is_help=True)
+token_app = typer.Typer(help="Agency API tokens.", no_args_is_help=True)
+operator_app = typer.Typer(help="Operators (admin, auditor).", no_args_is_help=True)
+app.add_typer(agency_app, name="agency")
+app.add_typer(token_app, name="token")
+app.add_typer(operator_app, name="operator")
+
+
+def _fail(error: GatewayError) -> None:
+    typer.echo(json.dumps(error.to_problem(), ensure_ascii=False), err=True)
+    raise typer.Exit(code=1)
+
+
+async def _migrate(settings: Settings) -> None:
+    db = create_database(settings.effective_database_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(upgrade_sync)
+    finally:
+        await db.dispose()
+
+
+def _in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``fn`` in one committed transaction on the configured database."""
+
+    async def runner() -> T:
+        settings = Settings()
+        db = create_database(settings.effective_database_url)
+        try:
+            async with db.transaction() as session:
+                return await fn(session)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(runner())
+    except GatewayError as error:
+        _fail(error)
+        raise AssertionError("unreachable") from error
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (GATEWAY_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (GATEWAY_PORT)")] = None,
+    migrate: Annotated[bool | None, typer.Option(help="apply migrations first (default: on SQLite)")] = None,
+) -> None:
+    """Start the gateway (API and delivery workers)."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = Settings(**overrides)
+    if migrate is None:
+        migrate = settings.effective_database_url.startswith("sqlite")
+    if migrate:
+        asyncio.run(_migrate(settings))
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                log_level=settings.log_level, access_log=False)
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Apply the database migrations (idempotent)."""
+    asyncio.run(_migrate(Settings()))
+    typer.echo("database at the latest migration")
+
+
+@app.command()
+def openapi(output: Annotated[Path, typer.Option("--output", "-o")] = Path("openapi/openapi.json")) -> None:
+    """Write the OpenAPI document generated from the app."""
+    from gateway.openapi_spec import render
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(), encoding="utf-8")
+    typer.echo(f"wrote {output}")
+
+
+def _delivery(push: str | None, pull: bool) -> PushDelivery | PullDelivery | None:
+    if push and pull:
+        _fail(RequestInvalid("--push and --pull exclude each other", field="delivery"))
+    if push:
+        return PushDelivery(mode="push", endpoint=push)
+    if pull:
+        return PullDelivery(mode="pull")
+    return None
+
+
+@agency_app.command("add")
+def agency_add(
+    code: str,
+    name: Annotated[str, typer.Option(help="official name")],
+    push: Annotated[str | None, typer.Option(help="push delivery to this http(s) endpoint")] = None,
+    pull: Annotated[bool, typer.Option(help="pull delivery (the agency polls its inbox)")] = False,
+    parent: Annotated[str | None, typer.Option(help="parent agency code")] = None,
+    alt_code: Annotated[str | None, typer.Option(help="second identifier (QĐ 20/2020)")] = None,
+    policy: Annotated[str, typer.Option(help="signature policy: required | channel")] = "required",
+    active: Annotated[bool, typer.Option("--active/--suspended")] = True,
+    cert: Annotated[list[Path] | None, typer.Option(help="signing certificate PEM file (repeatable)")] = None,
+) -> None:
+    """Register an agency (and optionally its certificates)."""
+    delivery = _delivery(push, pull)
+    if delivery is None:
+        _fail(RequestInvalid("one of --push URL or --pull is required", field="delivery"))
+    if policy not in ("required", "channel"):
+        _fail(RequestInvalid("--policy: required or channel", field="signature_policy"))
+    pems = [p.read_text(encoding="utf-8") for p in cert or []]
+    data = AgencyCreate.model_validate(
+        {"code": code, "name": name, "parent_code": parent, "alt_code": alt_code, "delivery": delivery,
+         "signature_policy": policy, "active": active}
+    )
+
+    async def run(session: AsyncSession) -> dict[str, Any]:
+        service = AgencyService(session, actor=console_principal().actor)
+        await service.register(data)
+        for pem in pems:
+            await service.add_certificate(code, pem)
+        return (await service.view(code)).out().model_dump(mode="json")
+
+    _echo_json(_in_transaction(run))
+
+
+@agency_app.command("list")
+def agency_list() -> None:
+    """List the register as a table."""
+
+    async def run(session: AsyncSession) -> list[dict[str, Any]]:
+        views = await AgencyService(session, actor=console_principal().actor).list()
+        return [v.out().model_dump(mode="json") for v in views]
+
+    rows = _in_transaction(run)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("code", "name", "parent", "delivery", "policy", "active", "certs")
+    for r in rows:
+        delivery = r["delivery"]["mode"] + (f" {r['delivery']['endpoint']}" if r["delivery"]["mode"] == "push" else "")
+        table.add_row(r["code"], r["name"], r["parent_code"] or "", delivery, r["signature_policy"],
+                      "yes" if r["active"] else "suspended", str(len(r["certificates"])))
+    Console(width=200).print(table)
+
+
+@agency_app.command("show")
+def agency_show(code: str) -> None:
+    """Show one agency as JSON (the same document as GET /v1/agencies/{code})."""
+
+    async def run(session: AsyncSession) -> dict[str, Any]:
+        view = await AgencyService(session, actor=console_principal().actor).view(code)
+        return view.out().model_dump(mode="json")
+
+    _echo_json(_in_transaction(run))
+
+
+def _update(code: str, fields: dict[str, Any]) -> None:
+    patch = AgencyUpdate.model_validate(fields)
+
+    async def run(session: AsyncSession) -> dict[str, Any]:
+        view = await AgencyService(session, actor=console_principal().actor).update(code, patch)
+        return view.out().model_dump(mode="json")
+
+    _echo_json(_in_transaction(run))
+
+
+@agency_app.command("update")
+def agency_update(
+    code: str,
+    name: Annotated[str | None, typer.Option()] = None,
+    push: Annotated[str | None, typer.Option(help="switch to push delivery at this endpoint")] = None,
+    pull: Annotated[bool, typer.Option(help="switch to pull delivery")] = False,
+    parent: Annotated[str | None, typer.Option()] = None,
+    no_parent: Annotated[bool, typer.Option(help="remove the parent")] = False,
+    alt_code: Annotated[str | None, typer.Option()] = None,
+    policy: Annotated[str | None, typer.Option(help="required | channel")] = None,
+    active: Annotated[bool | None, typer.Option("--active/--suspended")] = None,
+) -> None:
+    """Change fields of an agency; only the options given change."""
+    fields: dict[str, Any] = {}
+    if name is not None:
+        fields["name"] = name
+    delivery = _delivery(push, pull)
+    if delivery is not None:
+        fields["delivery"] = delivery
+    if parent is not None:
+        fields["parent_code"] = parent
+    if no_parent:
+        fields["parent_code"] = None
+    if alt_code is not None:
+        fields["alt_code"] = alt_code
+    if policy is not None:
+        fields["signature_policy"] = policy
+    if active is not None:
+        fields["active"] = active
+    _update(code, fields)
+
+
+@agency_app.command("suspend")
+def agency_suspend(code: str) -> None:
+    """Suspend an agency: its tokens are refused at once and it receives nothing new."""
+    _update(code, {"active": False})
+
+
+@agency_app.command("activate")
+def agency_activate(code: str) -> None:
+    """Re-activate a suspended agency."""
+    _update(code, {"active": True})
+
+
+@agency_app.command("cert-add")
+def agency_cert_add(code: str, pem_file: Path) -> None:
+    """Register a signing certificate (PEM) for an agency."""
+    pem = pem_file.read_text(encoding="utf-8", errors="replace")
+
+    async def run(session: AsyncSession) -> dict[str, Any]:
+        cert = await AgencyService(session, actor=console_principal().actor).add_certificate(code, pem)
+        return cert.model_dump(mode="json")
+
+    _echo_json(_in_transaction(run))
+
+
+@agency_app.command("cert-revoke")
+def agency_cert_revoke(code: str, sha256: str) -> None:
+    """Revoke a certificate; it stays on record and is refused from now on."""
+
+    async def run(session: AsyncSession) -> dict[str, Any]:
+        cert = await AgencyService(session, actor=console_principal().actor).revoke_certificate(code, sha256)
+        return cert.model_dump(mode="json")
+
+    _echo_json(_in_transaction(run))
+
+
+@token_app.command("create")
+def token_create(agency: Annotated[str, typer.Option(help="agency code")]) -> None:
+    """Issue an agency token. The token is printed once, alone on the last line."""
+
+    async def run(session: AsyncSession) -> tuple[str, str]:
+        return await AuthService(session).issue_agency_token(agency, actor=console_principal().actor)
+
+    token_id, token = _in_transaction(run)
+    typer.echo(f"token id: {token_id}")
+    typer.echo(token)
+
+
+@token_app.command("revoke")
+def token_revoke(agency: Annotated[str, typer.Option(help="agency code")], token_id: str) -> None:
+    """Revoke an agency token."""
+
+    async def run(session: AsyncSession) -> None:
+        await AuthService(session).revoke_agency_token(agency, token_id, actor=console_principal().actor)
+
+    _in_transaction(run)
+    typer.echo("revoked")
+
+
+@operator_app.command("create")
+def operator_create(
+    name: str, role: Annotated[str, typer.Option(help="admin | auditor")] = "admin"
+) -> None:
+    """Create an operator. Its token is printed once, alone on the last line."""
+
+    async def run(session: AsyncSession) -> tuple[str, str]:
+        _, token_id, token = await AuthService(session).create_operator(
+            name, role, actor=console_principal().actor
+        )
+        return token_id, token
+
+    token_id, token = _in_transaction(run)
+    typer.echo(f"operator {name} ({role}), token id: {token_id}")
+    typer.echo(token)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,83 @@
+"""Settings, read from the environment (prefix ``GATEWAY_``) and built in ``create_app()``, never at import.
+
+Secrets that still hold a placeholder value are refused outside development so that a production
+deployment cannot start with a value copied from the README.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "password", "placeholder"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./var")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/gateway.sqlite3",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "info"
+    log_json: bool = True
+
+    # The gateway's own signing key and certificate (PEM). Generated into data_dir/keys on first start
+    # when not configured.
+    signing_key_file: Path | None = None
+    signing_cert_file: Path | None = None
+    signing_key_passphrase: SecretStr | None = None
+
+    # Request and envelope limits.
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_part_bytes: int = 4 * 1024 * 1024 * 1024
+    max_xml_depth: int = 64
+    max_xml_elements: int = 200_000
+    max_recipients: int = 1_000
+    max_attachments: int = 100
+
+    # Delivery.
+    run_workers: bool = True
+    worker_concurrency: int = 16
+    worker_poll_seconds: float = 0.5
+    delivery_timeout_seconds: float = 30.0
+    delivery_max_attempts: int = 12
+    delivery_max_age_seconds: int = 3 * 24 * 3600
+    delivery_backoff_base_seconds: float = 2.0
+    delivery_backoff_cap_seconds: float = 3600.0
+    lease_seconds: float = 60.0
+
+    # Ledger checkpoints.
+    checkpoint_every_entries: int = 1000
+    checkpoint_every_seconds: float = 300.0
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment != "development" and self.signing_key_passphrase is not None:
+            value = self.signing_key_passphrase.get_secret_value().strip().lower()
+            if value in PLACEHOLDER_SECRETS:
+                raise ValueError("GATEWAY_SIGNING_KEY_PASSPHRASE holds a placeholder value; set a real secret")
+        if (self.signing_key_file is None) != (self.signing_cert_file is None):
+            raise ValueError("GATEWAY_SIGNING_KEY_FILE and GATEWAY_SIGNING_CERT_FILE must be set together")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.sqlite3').resolve()}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data_dir / "blobs"

@@ -1,0 +1,85 @@
+"""FastAPI dependencies as ``Annotated`` aliases: the session, the settings and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth.principal import Principal
+from gateway.auth.service import AuthService
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.problems import Forbidden, Unauthenticated
+from gateway.signing import GatewayKey
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_gateway_key(request: Request) -> GatewayKey:
+    key: GatewayKey = request.app.state.gateway_key
+    return key
+
+
+async def get_session(db: Annotated[Database, Depends(get_database)]) -> AsyncIterator[AsyncSession]:
+    """One session per request. Endpoints that change state commit explicitly before they answer, so a
+    success answer is never sent for work that did not commit; anything uncommitted is rolled back."""
+    async with db.sessionmaker() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+GatewayKeyDep = Annotated[GatewayKey, Depends(get_gateway_key)]
+
+_bearer = HTTPBearer(auto_error=False, description="an agency or operator token issued by an admin")
+
+
+async def current_principal(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated()
+    principal = await AuthService(session).authenticate(credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def current_admin(principal: CurrentPrincipal) -> Principal:
+    if principal.role != "admin":
+        raise Forbidden("this action needs an admin operator token")
+    return principal
+
+
+async def current_operator(principal: CurrentPrincipal) -> Principal:
+    if not principal.is_operator:
+        raise Forbidden("this action needs an operator token")
+    return principal
+
+
+async def current_agency(principal: CurrentPrincipal) -> Principal:
+    if principal.kind != "agency":
+        raise Forbidden("this action needs an agency token")
+    return principal
+
+
+CurrentAdmin = Annotated[Principal, Depends(current_admin)]
+CurrentOperator = Annotated[Principal, Depends(current_operator)]
+CurrentAgency = Annotated[Principal, Depends(current_agency)]

@@ -1,0 +1,1 @@
+"""Liveness, readiness, metrics and the gateway certificate: the unauthenticated endpoints."""
