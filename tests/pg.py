@@ -51,7 +51,7 @@ class PostgresServer:
         kwargs: dict[str, object] = {}
         if self.user:
             kwargs["user"] = self.user
-        return subprocess.run(  # noqa: PLW1510 -- check passed explicitly
+        return subprocess.run(
             list(args), check=check, capture_output=True, text=True, timeout=120, **kwargs  # type: ignore[call-overload]
         )
 

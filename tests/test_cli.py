@@ -45,12 +45,15 @@ async def test_cli_registration_reads_back_through_the_api(
     assert [c["sha256"] for c in api["certificates"]] == [kp.sha256]
 
     listing = gateway(db_url, tmp_path, "agency", "list").stdout
-    assert "002.00.00.H41" in listing and "suspended" in listing
+    assert "002.00.00.H41" in listing
+    assert "suspended" in listing
 
     gateway(db_url, tmp_path, "agency", "cert-revoke", "002.00.00.H41", kp.sha256)
     gateway(db_url, tmp_path, "agency", "update", "002.00.00.H41", "--pull", "--active", "--no-parent")
     api = (await client.get("/v1/agencies/002.00.00.H41", headers=admin_headers)).json()
-    assert api["delivery"] == {"mode": "pull"} and api["active"] is True and api["parent_code"] is None
+    assert api["delivery"] == {"mode": "pull"}
+    assert api["active"] is True
+    assert api["parent_code"] is None
     assert api["certificates"][0]["revoked_at"] is not None
     gateway(db_url, tmp_path, "agency", "suspend", "002.00.00.H41")
     assert (await client.get("/v1/agencies/002.00.00.H41", headers=admin_headers)).json()["active"] is False

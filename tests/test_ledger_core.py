@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
@@ -38,9 +40,11 @@ async def test_chain_starts_at_genesis_and_verifies(db_url: str) -> None:
     assert [e.seq for e in entries] == [0, 1, 2, 3, 4, 5]
     assert entries[0].type == "ledger.genesis"
     assert entries[0].prev_hash == GENESIS_PREV_HASH
-    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
     verdict = verify_entries(e.to_stored() for e in entries)
-    assert verdict.ok and verdict.size == 6 and verdict.first_bad_seq is None
+    assert verdict.ok
+    assert verdict.size == 6
+    assert verdict.first_bad_seq is None
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,13 @@ from fastapi import FastAPI
 import gateway
 from gateway import logs, problem_handlers
 from gateway.agency.endpoints import router as agency_router
+from gateway.blobs import BlobStore
 from gateway.config import Settings
 from gateway.db import create_database
+from gateway.documents.endpoints import router as documents_router
 from gateway.health.endpoints import router as health_router
+from gateway.intake.endpoints import router as intake_router
+from gateway.intake.service import IntakeService
 from gateway.signing import load_or_create
 
 DESCRIPTION = """\
@@ -34,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = create_database(settings.effective_database_url)
         app.state.db = db
         app.state.gateway_key = load_or_create(settings)
+        app.state.blobs = BlobStore(settings.blobs_dir)
+        app.state.intake = IntakeService(db, app.state.blobs, app.state.gateway_key, settings.envelope_limits())
         try:
             yield
         finally:
@@ -51,4 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.middleware("http")(logs.request_context)
     app.include_router(health_router)
     app.include_router(agency_router)
+    app.include_router(intake_router)
+    app.include_router(documents_router)
     return app

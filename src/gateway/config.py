@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.envelope.limits import Limits
+
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "password", "placeholder"})
 
 
@@ -35,13 +37,15 @@ class Settings(BaseSettings):
     signing_cert_file: Path | None = None
     signing_key_passphrase: SecretStr | None = None
 
-    # Request and envelope limits.
-    max_body_bytes: int = 64 * 1024 * 1024
+    # Request and envelope limits (see README "Limits").
+    max_envelope_bytes: int = 64 * 1024 * 1024
     max_part_bytes: int = 4 * 1024 * 1024 * 1024
     max_xml_depth: int = 64
     max_xml_elements: int = 200_000
     max_recipients: int = 1_000
     max_attachments: int = 100
+    max_attachment_bytes: int = 64 * 1024 * 1024
+    max_total_attachment_bytes: int = 8 * 1024 * 1024 * 1024
 
     # Delivery.
     run_workers: bool = True
@@ -73,6 +77,19 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.sqlite3').resolve()}"
+
+    def envelope_limits(self) -> Limits:
+        return Limits(
+            max_envelope_bytes=self.max_envelope_bytes,
+            max_depth=self.max_xml_depth,
+            max_elements=self.max_xml_elements,
+            max_recipients=self.max_recipients,
+            max_attachments=self.max_attachments,
+            max_attachment_bytes=self.max_attachment_bytes,
+            max_inline_attachment_bytes=self.max_attachment_bytes,
+            max_large_attachment_bytes=self.max_part_bytes,
+            max_total_attachment_bytes=self.max_total_attachment_bytes,
+        )
 
     @property
     def keys_dir(self) -> Path:

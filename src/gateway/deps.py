@@ -49,12 +49,15 @@ _bearer = HTTPBearer(auto_error=False, description="an agency or operator token 
 
 async def current_principal(
     request: Request,
-    session: SessionDep,
+    db: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated()
-    principal = await AuthService(session).authenticate(credentials.credentials)
+    # A transaction of its own, ended before the endpoint runs: on SQLite every transaction holds the
+    # single writer lock, and the endpoint's own transactions must not wait behind this one.
+    async with db.transaction() as session:
+        principal = await AuthService(session).authenticate(credentials.credentials)
     request.state.principal = principal
     return principal
 

@@ -1,0 +1,449 @@
+"""Attachments: decode, unzip, size, type and digest checks.
+
+edXML carries each file inline as ``ContentTransferEncoded``: base64 of a ZIP holding exactly that one
+file. The gateway's profile adds large attachments: the ``Attachment`` declares ``p:Sha256`` and ``p:Size``
+and the file travels as the multipart part with the same Content-ID; the caller streams that part to disk
+while hashing it and hands over a :class:`LargePart` (digest, size, first bytes).
+
+Everything here reads the *signed* tree (or, under the ``channel`` policy, the parsed tree) and is bounded
+by :class:`~gateway.envelope.limits.Limits`: base64 text is measured before it is decoded, ZIP members are
+measured by their declared sizes and again while they are streamed out, and decompression stops at the
+cap, so neither an oversize field nor a zip bomb is ever expanded in full.
+
+Steps, in order:
+
+1. number of manifest entries and attachments ≤ ``max_attachments``          → TooManyAttachments
+2. ContentIds present and unique; manifest ↔ attachments one to one,
+   and every multipart part declared                                          → ManifestWithoutAttachment,
+                                                                                AttachmentWithoutManifest
+3. per attachment: names (AttachmentName, ZIP member) have an allowed extension → FileTypeForbidden
+4. inline: base64 length bound → AttachmentTooLarge; base64 → AttachmentUndecodable; the ZIP: exactly one
+   regular, unencrypted file with a safe name, stored or deflated, ratio below ``max_zip_ratio``
+   → AttachmentZipInvalid; sizes → AttachmentTooLarge
+   large: declared size bound → AttachmentTooLarge; part present → ManifestWithoutAttachment; size and
+   SHA-256 equal to the declared ones → AttachmentDigestMismatch
+5. content sniffing agrees with the name (PDF, OLE2, OOXML/ODF inside ZIP, RTF, images, plain text)
+                                                                              → FileTypeForbidden
+6. sum of decoded sizes ≤ ``max_total_attachment_bytes``                      → AttachmentTooLarge
+
+The allowed types follow seeds Điều 5: pdf, doc/docx, odt, rtf, txt, xls/xlsx, ods, csv and the common
+image formats (png, jpeg, gif, tiff, bmp). Macro-enabled OOXML is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import re
+import stat
+import zipfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from lxml import etree
+
+from ._values import clean_text, integer, required_text
+from ._xml import PROFILE_NS, child, children, require
+from .errors import (
+    AttachmentDigestMismatch,
+    AttachmentTooLarge,
+    AttachmentUndecodable,
+    AttachmentWithoutManifest,
+    AttachmentZipInvalid,
+    FileTypeForbidden,
+    ManifestWithoutAttachment,
+    SchemaInvalid,
+    TooManyAttachments,
+)
+from .limits import Limits
+
+__all__ = [
+    "CONTENT_TYPES",
+    "EXTENSIONS",
+    "AttachmentInfo",
+    "LargePart",
+    "file_type_of_name",
+    "normalize_content_id",
+    "read_attachments",
+    "sniff_file_type",
+]
+
+DEFAULT_LIMITS = Limits()
+
+#: file extension → file type (the allow-list of seeds Điều 5)
+EXTENSIONS: Mapping[str, str] = {
+    "pdf": "pdf",
+    "doc": "doc",
+    "docx": "docx",
+    "odt": "odt",
+    "rtf": "rtf",
+    "txt": "txt",
+    "xls": "xls",
+    "xlsx": "xlsx",
+    "ods": "ods",
+    "csv": "csv",
+    "png": "png",
+    "jpg": "jpeg",
+    "jpeg": "jpeg",
+    "gif": "gif",
+    "tif": "tiff",
+    "tiff": "tiff",
+    "bmp": "bmp",
+}
+#: file type → media type written by the builder
+CONTENT_TYPES: Mapping[str, str] = {
+    "pdf": "application/pdf",
+    "doc": "application/msword",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "rtf": "application/rtf",
+    "txt": "text/plain",
+    "xls": "application/vnd.ms-excel",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "csv": "text/csv",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "tiff": "image/tiff",
+    "bmp": "image/bmp",
+}
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ODF_TYPES = {
+    b"application/vnd.oasis.opendocument.text": "odt",
+    b"application/vnd.oasis.opendocument.spreadsheet": "ods",
+}
+_OOXML_TYPES = {
+    b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml": "docx",
+    b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml": "xlsx",
+}
+_TEXT_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x19\x1b-\x1f\x7f]")
+_SNIFF_BYTES = 8192
+_CHUNK = 1024 * 1024
+_NAME_MAX = 255
+
+
+@dataclass(frozen=True)
+class LargePart:
+    """What the caller measured while streaming a multipart part to disk."""
+
+    sha256: str
+    size: int
+    head: bytes
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    content_id: str
+    name: str
+    content_type: str | None
+    sha256: str
+    size: int
+    #: the decoded file for inline attachments; None for large ones (they are on the caller's disk)
+    data: bytes | None
+    kind: Literal["inline", "large"]
+    #: the sniffed file type, a value of :data:`EXTENSIONS`
+    file_type: str
+    description: str | None = None
+
+
+def normalize_content_id(value: str) -> str:
+    """``cid:abc``, ``<abc>`` and ``abc`` name the same part."""
+    text = value.strip()
+    if text[:4].lower() == "cid:":
+        text = text[4:]
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1]
+    return text.strip()
+
+
+def file_type_of_name(name: str) -> str | None:
+    base = re.split(r"[\\/]", name)[-1]
+    if "." not in base:
+        return None
+    return EXTENSIONS.get(base.rsplit(".", 1)[1].strip().lower())
+
+
+def _zip_office_type(data: bytes) -> str | None:
+    """docx/xlsx/odt/ods from a whole ZIP container, or None. Reads only two small members."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+            if len(infos) > 10_000:
+                return None
+            by_name = {i.filename: i for i in infos}
+            if any(n.lower().endswith("vbaproject.bin") for n in by_name):
+                return None
+            mimetype = by_name.get("mimetype")
+            if mimetype is not None and mimetype.file_size <= 200:
+                kind = _ODF_TYPES.get(zf.read(mimetype).strip())
+                if kind is not None:
+                    return kind
+            ctypes = by_name.get("[Content_Types].xml")
+            if ctypes is not None and ctypes.file_size <= _CHUNK:
+                body = zf.read(ctypes)
+                if b"macroEnabled" in body:
+                    return None
+                for marker, kind in _OOXML_TYPES.items():
+                    if marker in body:
+                        return kind
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError, ValueError):
+        return None
+    return None
+
+
+def sniff_file_type(head: bytes, data: bytes | None = None) -> frozenset[str]:
+    """The file types the content may be (empty: none allowed). ``data`` is the whole file if known."""
+    if head.startswith(b"%PDF-") or (b"%PDF-" in head[:1024] and not head.startswith((b"MZ", b"\x7fELF"))):
+        return frozenset({"pdf"})
+    if head.startswith(_OLE_MAGIC):
+        return frozenset({"doc", "xls"})
+    if head.startswith(_ZIP_MAGIC):
+        if data is not None:
+            kind = _zip_office_type(data)
+            return frozenset({kind}) if kind else frozenset()
+        # Only the first bytes of a large part: ODF puts its mimetype first, uncompressed.
+        if head[30:38] == b"mimetype":
+            for marker, kind in _ODF_TYPES.items():
+                if head[38:].startswith(marker):
+                    return frozenset({kind})
+            return frozenset()
+        return frozenset({"docx", "xlsx"})
+    if head.startswith(b"{\\rtf"):
+        return frozenset({"rtf"})
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return frozenset({"png"})
+    if head.startswith(b"\xff\xd8\xff"):
+        return frozenset({"jpeg"})
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return frozenset({"gif"})
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return frozenset({"tiff"})
+    if head.startswith(b"BM") and len(head) >= 14:
+        return frozenset({"bmp"})
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return frozenset({"txt", "csv"})  # UTF-16 text with a byte order mark
+    if head and _TEXT_CONTROL.search(head[:_SNIFF_BYTES]) is None:
+        return frozenset({"txt", "csv"})
+    return frozenset()
+
+
+def _check_name(name: str, where: str) -> str:
+    kind = file_type_of_name(name)
+    if kind is None:
+        raise FileTypeForbidden(f"{where} does not have an allowed file extension", field=where)
+    return kind
+
+
+def _safe_member_name(name: str) -> bool:
+    if not name or len(name) > _NAME_MAX or "\\" in name or "/" in name or ":" in name:
+        return False
+    return name not in (".", "..") and not any(ord(ch) < 32 for ch in name)
+
+
+def _unzip_single(payload: bytes, label: str, limits: Limits) -> tuple[str, bytes]:
+    if not payload.startswith(_ZIP_MAGIC):
+        raise AttachmentZipInvalid(f"{label} is not a ZIP archive", content_id=label)
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(payload))
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError):
+        raise AttachmentZipInvalid(f"{label} is not a readable ZIP archive", content_id=label) from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) != 1:
+            raise AttachmentZipInvalid(
+                f"{label}: the ZIP holds {len(infos)} entries, exactly one file is expected", content_id=label
+            )
+        info = infos[0]
+        if not _safe_member_name(info.filename):
+            raise AttachmentZipInvalid(
+                f"{label}: the ZIP entry name is a path or unsafe (path traversal)", content_id=label
+            )
+        mode = info.external_attr >> 16
+        if info.is_dir() or (mode and not stat.S_ISREG(mode)):
+            raise AttachmentZipInvalid(f"{label}: the ZIP entry is not a regular file", content_id=label)
+        if info.flag_bits & 0x1:
+            raise AttachmentZipInvalid(f"{label}: the ZIP entry is encrypted", content_id=label)
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise AttachmentZipInvalid(f"{label}: the ZIP entry uses an unsupported compression", content_id=label)
+        if info.file_size > limits.zip_ratio_floor_bytes and info.file_size > limits.max_zip_ratio * max(
+            info.compress_size, 1
+        ):
+            raise AttachmentZipInvalid(f"{label}: the ZIP decompression ratio is too high (zip bomb)", content_id=label)
+        if info.file_size > limits.max_attachment_bytes:
+            raise AttachmentTooLarge(
+                f"{label}: the file is larger than {limits.max_attachment_bytes} bytes", content_id=label
+            )
+        cap = info.file_size
+        out = bytearray()
+        try:
+            with zf.open(info) as fh:
+                while True:
+                    chunk = fh.read(_CHUNK)
+                    if not chunk:
+                        break
+                    out += chunk
+                    if len(out) > cap:
+                        raise AttachmentZipInvalid(
+                            f"{label}: the ZIP entry holds more data than it declares", content_id=label
+                        )
+                    if len(out) > limits.zip_ratio_floor_bytes and len(out) > limits.max_zip_ratio * max(
+                        info.compress_size, 1
+                    ):
+                        raise AttachmentZipInvalid(
+                            f"{label}: the ZIP decompression ratio is too high (zip bomb)", content_id=label
+                        )
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError, ValueError):
+            raise AttachmentZipInvalid(f"{label}: the ZIP entry is corrupt", content_id=label) from None
+        if len(out) != info.file_size:
+            raise AttachmentZipInvalid(f"{label}: the ZIP entry is shorter than it declares", content_id=label)
+        return info.filename, bytes(out)
+
+
+def _decode_inline(encoded: etree._Element, label: str, limits: Limits) -> bytes:
+    text = encoded.text or ""
+    max_chars = 4 * -(-limits.max_inline_attachment_bytes // 3)
+    # Whitespace (line breaks every 76 characters) is free; bound the raw text generously before copying.
+    if len(text) > 2 * max_chars + 1024:
+        raise AttachmentTooLarge(f"{label}: the encoded attachment exceeds the inline limit", content_id=label)
+    compact = "".join(text.split())
+    if len(compact) > max_chars:
+        raise AttachmentTooLarge(f"{label}: the encoded attachment exceeds the inline limit", content_id=label)
+    if not compact:
+        raise AttachmentUndecodable(f"{label}: ContentTransferEncoded is empty", content_id=label)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise AttachmentUndecodable(f"{label}: ContentTransferEncoded is not valid base64", content_id=label) from None
+
+
+def _check_sniff(kind: str, head: bytes, data: bytes | None, label: str) -> str:
+    possible = sniff_file_type(head, data)
+    if kind not in possible:
+        raise FileTypeForbidden(
+            f"{label}: the file's content does not match an allowed type for its name", content_id=label
+        )
+    return kind
+
+
+def read_attachments(
+    root: etree._Element,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    large_parts: Mapping[str, LargePart] | None = None,
+) -> tuple[AttachmentInfo, ...]:
+    """Check and decode every attachment of a (signed) document tree; see the module docstring."""
+    parts = {normalize_content_id(k): v for k, v in (large_parts or {}).items()}
+    body = child(require(root, "edXMLEnvelope"), "edXMLBody")
+    manifest = child(body, "edXMLManifest") if body is not None else None
+    references = children(manifest, "Reference") if manifest is not None else []
+    encoded_block = child(root, "AttachmentEncoded")
+    attachments = children(encoded_block, "Attachment") if encoded_block is not None else []
+
+    # 1. counts
+    if max(len(references), len(attachments)) > limits.max_attachments:
+        raise TooManyAttachments(f"more than {limits.max_attachments} attachments")
+
+    # 2. one to one by ContentId
+    manifest_by_id: dict[str, etree._Element] = {}
+    for index, ref in enumerate(references, start=1):
+        cid = normalize_content_id(required_text(_text(ref, "ContentId"), "Reference/ContentId", max_chars=255))
+        if cid in manifest_by_id:
+            raise ManifestWithoutAttachment(f"manifest entry {index} repeats a ContentId", index=index)
+        manifest_by_id[cid] = ref
+    attachment_by_id: dict[str, etree._Element] = {}
+    for index, att in enumerate(attachments, start=1):
+        cid = normalize_content_id(required_text(_text(att, "ContentId"), "Attachment/ContentId", max_chars=255))
+        if cid in attachment_by_id:
+            raise AttachmentWithoutManifest(f"attachment {index} repeats a ContentId", index=index)
+        attachment_by_id[cid] = att
+    for index, cid in enumerate(manifest_by_id, start=1):
+        if cid not in attachment_by_id:
+            raise ManifestWithoutAttachment(f"manifest entry {index} has no Attachment", index=index)
+    for index, cid in enumerate(attachment_by_id, start=1):
+        if cid not in manifest_by_id:
+            raise AttachmentWithoutManifest(f"attachment {index} has no manifest entry", index=index)
+    declared_large = {cid for cid, att in attachment_by_id.items() if child(att, "Sha256", PROFILE_NS) is not None}
+    if any(cid not in declared_large for cid in parts):
+        raise AttachmentWithoutManifest("a multipart part is not declared as a large attachment")
+
+    out: list[AttachmentInfo] = []
+    total = 0
+    for index, (cid, ref) in enumerate(manifest_by_id.items(), start=1):
+        att = attachment_by_id[cid]
+        label = f"attachment {index}"
+        # 3. names
+        name = required_text(_text(att, "AttachmentName"), "Attachment/AttachmentName", max_chars=_NAME_MAX)
+        manifest_name = required_text(_text(ref, "AttachmentName"), "Reference/AttachmentName", max_chars=_NAME_MAX)
+        kind = _check_name(name, "Attachment/AttachmentName")
+        _check_name(manifest_name, "Reference/AttachmentName")
+        content_type = clean_text(_text(att, "ContentType") or _text(ref, "ContentType"), "ContentType", max_chars=255)
+        description = clean_text(
+            _text(att, "Description") or _text(ref, "Description"), "Description", max_chars=limits.max_text_chars
+        )
+        encoded = child(att, "ContentTransferEncoded")
+        sha_el = child(att, "Sha256", PROFILE_NS)
+        size_el = child(att, "Size", PROFILE_NS)
+        if (encoded is None) == (sha_el is None) or (sha_el is None) != (size_el is None):
+            raise SchemaInvalid(f"{label}: carry either ContentTransferEncoded or p:Sha256 and p:Size", index=index)
+        if encoded is not None:
+            # 4. inline
+            payload = _decode_inline(encoded, label, limits)
+            if len(payload) > limits.max_inline_attachment_bytes:
+                raise AttachmentTooLarge(f"{label}: the encoded attachment exceeds the inline limit", index=index)
+            member, data = _unzip_single(payload, label, limits)
+            member_kind = _check_name(member, f"{label} ZIP entry name")
+            if member_kind != kind:
+                raise FileTypeForbidden(f"{label}: the ZIP entry's type differs from AttachmentName's")
+            # 5. content
+            file_type = _check_sniff(kind, data[:_SNIFF_BYTES], data, label)
+            digest = hashlib.sha256(data).hexdigest()
+            size = len(data)
+            kept: bytes | None = data
+        else:
+            assert sha_el is not None
+            assert size_el is not None
+            declared_sha = (sha_el.text or "").strip().lower()
+            declared_size = integer(size_el.text, "Attachment/Size")
+            if declared_size > limits.max_large_attachment_bytes:
+                raise AttachmentTooLarge(
+                    f"{label}: the file is larger than {limits.max_large_attachment_bytes} bytes", index=index
+                )
+            part = parts.get(cid)
+            if part is None:
+                raise ManifestWithoutAttachment(f"{label}: no multipart part carries its Content-ID", index=index)
+            if part.size != declared_size or part.sha256.lower() != declared_sha:
+                raise AttachmentDigestMismatch(
+                    f"{label}: the multipart part does not match the declared SHA-256 and size", index=index
+                )
+            file_type = _check_sniff(kind, part.head[:_SNIFF_BYTES], None, label)
+            digest, size, kept = declared_sha, declared_size, None
+        # 6. total
+        total += size
+        if total > limits.max_total_attachment_bytes:
+            raise AttachmentTooLarge(f"the attachments together exceed {limits.max_total_attachment_bytes} bytes")
+        out.append(
+            AttachmentInfo(
+                content_id=cid,
+                name=name,
+                content_type=content_type,
+                sha256=digest,
+                size=size,
+                data=kept,
+                kind="inline" if kept is not None else "large",
+                file_type=file_type,
+                description=description,
+            )
+        )
+    return tuple(out)
+
+
+def _text(parent: etree._Element, local: str) -> str | None:
+    el = child(parent, local)
+    return el.text if el is not None else None

@@ -1,0 +1,1 @@
+"""``POST /v1/envelopes``: take a signed edXML envelope, verify it, fix the sent instant, sign a receipt."""
