@@ -17,7 +17,6 @@ from gateway.intake.errors import (
     NotADocument,
     PartTooLarge,
     RecipientUnknown,
-    UnexpectedPart,
 )
 from gateway.intake.multipart import MultipartUpload, read_multipart
 from gateway.intake.service import IntakeService
@@ -74,7 +73,7 @@ _RECEIPT = {"content": {RECEIPT_MEDIA_TYPE: {"schema": {"type": "string"}}},
         201: _RECEIPT,
         200: {**_RECEIPT, "description": "an identical resubmission: the receipt given the first time"},
         **problems(Unauthenticated, Forbidden, BodyTooLarge, UnsupportedMediaType, MultipartInvalid,
-                   MultipartTruncated, EnvelopePartMissing, PartTooLarge, UnexpectedPart, NotADocument,
+                   MultipartTruncated, EnvelopePartMissing, PartTooLarge, NotADocument,
                    RecipientUnknown, DocumentChanged, *envelope_error_types()),
     },
 )

@@ -29,12 +29,6 @@ class PartTooLarge(GatewayError):
     title = "A multipart part exceeds the configured limit"
 
 
-class UnexpectedPart(GatewayError):
-    status = 422
-    slug = "part-unexpected"
-    title = "A multipart part matches no large attachment declared in the envelope"
-
-
 class DocumentChanged(Conflict):
     slug = "document-changed"
     title = "A different envelope was already accepted under this DocumentId (Điều 12.8: a sent document never changes)"

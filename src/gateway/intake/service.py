@@ -50,7 +50,7 @@ from gateway.envelope import (
     inspect_envelope,
 )
 from gateway.envelope import envelope_sha256 as digest_of
-from gateway.intake.errors import DocumentChanged, NotADocument, RecipientUnknown, UnexpectedPart
+from gateway.intake.errors import DocumentChanged, NotADocument, RecipientUnknown
 from gateway.intake.multipart import MultipartUpload
 from gateway.ledger import service as ledger
 from gateway.pdfsig import pdf_signature_state, pdf_signature_state_of
@@ -114,10 +114,6 @@ class IntakeService:
         )
         if envelope.kind != "document" or envelope.document is None:
             raise NotADocument()
-        if upload is not None:
-            declared = {a.content_id for a in envelope.attachments if a.kind == "large"}
-            if set(upload.parts) - declared:
-                raise UnexpectedPart("a multipart part matches no large attachment in the manifest")
         meta = envelope.document
         # 4, 5
         async with self.db.transaction() as session:
