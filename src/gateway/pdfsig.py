@@ -12,16 +12,24 @@ import io
 from typing import BinaryIO, Literal
 
 PdfSignature = Literal["none", "valid", "invalid"]
+_MARKER = b"/ByteRange"  # every PDF signature dictionary has one
 
 
 def pdf_signature_state(data: bytes) -> PdfSignature:
-    if b"/ByteRange" not in data:
+    if _MARKER not in data:
         return "none"
-    return pdf_signature_state_of(io.BytesIO(data))
+    return _validate(io.BytesIO(data))
 
 
 def pdf_signature_state_of(stream: BinaryIO) -> PdfSignature:
-    """The same, reading from a seekable stream (large attachments stay on disk)."""
+    """The same, reading from a seekable stream (large attachments stay on disk, scanned in chunks)."""
+    if not _contains(stream, _MARKER):
+        return "none"
+    stream.seek(0)
+    return _validate(stream)
+
+
+def _validate(stream: BinaryIO) -> PdfSignature:
     try:
         from pyhanko.pdf_utils.reader import PdfFileReader
         from pyhanko.sign.validation import validate_pdf_signature
@@ -31,7 +39,7 @@ def pdf_signature_state_of(stream: BinaryIO) -> PdfSignature:
         signatures = reader.embedded_signatures
         if not signatures:
             return "none"
-        context = ValidationContext(allow_fetching=False)
+        context = ValidationContext(trust_roots=[], allow_fetching=False)
         for signature in signatures:
             status = validate_pdf_signature(signature, signer_validation_context=context, skip_diff=True)
             if not (status.intact and status.valid):
@@ -39,3 +47,12 @@ def pdf_signature_state_of(stream: BinaryIO) -> PdfSignature:
         return "valid"
     except Exception:
         return "invalid"
+
+
+def _contains(stream: BinaryIO, needle: bytes, chunk: int = 1 << 20) -> bool:
+    tail = b""
+    while block := stream.read(chunk):
+        if needle in tail + block:
+            return True
+        tail = (tail + block)[-(len(needle) - 1) :]
+    return False
