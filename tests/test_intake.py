@@ -276,3 +276,31 @@ def test_xml_etree_is_lxml() -> None:
 
 
 _ = Organ
+
+
+async def test_text_is_stored_in_nfc(client: httpx.AsyncClient, parties: dict[str, Agency]) -> None:
+    import unicodedata
+
+    g22, h41 = parties["g22"], parties["h41"]
+    decomposed = unicodedata.normalize("NFD", "Về việc triển khai Nghị định")
+    assert decomposed != unicodedata.normalize("NFC", decomposed)
+    r = await submit(client, g22, g22.envelope(h41, subject=decomposed))
+    assert r.status_code == 201, r.text
+    view = (await client.get(r.headers["Location"], headers=g22.headers)).json()
+    assert view["subject"] == unicodedata.normalize("NFC", decomposed)
+
+
+async def test_signed_pdf_attachment_is_reported(client: httpx.AsyncClient, parties: dict[str, Agency]) -> None:
+    import asyncio
+
+    from test_pdfsig import _signed_pdf
+
+    g22, h41 = parties["g22"], parties["h41"]
+    signed_pdf = await asyncio.to_thread(_signed_pdf)  # pyHanko's sync API runs its own event loop
+    xml = g22.envelope(h41, attachments=(InlineFile("quyet-dinh.pdf", signed_pdf, "application/pdf"),
+                                         InlineFile("phu-luc.pdf", PDF, "application/pdf")))
+    r = await submit(client, g22, xml)
+    assert r.status_code == 201, r.text
+    view = (await client.get(r.headers["Location"], headers=g22.headers)).json()
+    assert {a["name"]: a["pdf_signature"] for a in view["attachments"]} == {"quyet-dinh.pdf": "valid",
+                                                                            "phu-luc.pdf": "none"}
