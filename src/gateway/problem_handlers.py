@@ -109,7 +109,8 @@ def install(app: FastAPI) -> None:
 def problems(*errors: type[GatewayError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for a route: each status with the problem types it can answer."""
     by_status: dict[int, list[type[GatewayError]]] = defaultdict(list)
-    everything: tuple[type[GatewayError], ...] = (RequestInvalid, *errors)
+    # Every route can answer 422 (request shape) and 400 (a body that is not even JSON).
+    everything: tuple[type[GatewayError], ...] = (RequestInvalid, GatewayError, *errors)
     for err in everything:
         by_status[err.status].append(err)
     out: dict[int | str, dict[str, Any]] = {}
