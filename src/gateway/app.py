@@ -13,10 +13,18 @@ from gateway.agency.endpoints import router as agency_router
 from gateway.blobs import BlobStore
 from gateway.config import Settings
 from gateway.db import create_database
+from gateway.delivery.endpoints import router as delivery_router
+from gateway.delivery.service import DeliveryService
+from gateway.delivery.worker import delivery_workers
 from gateway.documents.endpoints import router as documents_router
 from gateway.health.endpoints import router as health_router
 from gateway.intake.endpoints import router as intake_router
 from gateway.intake.service import IntakeService
+from gateway.ledger.checkpointer import checkpoint_task
+from gateway.ledger.endpoints import reports_router
+from gateway.ledger.endpoints import router as ledger_router
+from gateway.malware import ClamdScanner
+from gateway.ratelimit import AgencyRateLimiter
 from gateway.signing import load_or_create
 
 DESCRIPTION = """\
@@ -29,6 +37,13 @@ stable. Authentication: `Authorization: Bearer <token>` (agency or operator toke
 """
 
 
+def _scanner(settings: Settings) -> ClamdScanner | None:
+    if settings.clamd_socket is None and settings.clamd_host is None:
+        return None
+    return ClamdScanner(socket_path=settings.clamd_socket, host=settings.clamd_host, port=settings.clamd_port,
+                        timeout=settings.clamd_timeout_seconds)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -39,9 +54,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         app.state.gateway_key = load_or_create(settings)
         app.state.blobs = BlobStore(settings.blobs_dir)
-        app.state.intake = IntakeService(db, app.state.blobs, app.state.gateway_key, settings.envelope_limits())
+        app.state.rate_limiter = AgencyRateLimiter(settings.agency_rate_limit) if settings.agency_rate_limit else None
+        app.state.intake = IntakeService(db, app.state.blobs, app.state.gateway_key, settings.envelope_limits(),
+                                         scanner=_scanner(settings))
+        app.state.delivery = DeliveryService(db, app.state.blobs, app.state.gateway_key)
         try:
-            yield
+            # Push workers run when settings.run_workers; they stop before the database is disposed.
+            async with (
+                checkpoint_task(db, app.state.gateway_key, settings),
+                delivery_workers(settings, db, app.state.blobs, app.state.gateway_key) as worker,
+            ):
+                app.state.worker = worker
+                yield
         finally:
             await db.dispose()
 
@@ -59,4 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agency_router)
     app.include_router(intake_router)
     app.include_router(documents_router)
+    app.include_router(delivery_router)
+    app.include_router(ledger_router)
+    app.include_router(reports_router)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from gateway.auth.service import AuthService
 from gateway.config import Settings
 from gateway.db import create_database
 from gateway.db.migrate import upgrade_sync
+from gateway.ledger.cli import ledger_app, report_app
 from gateway.problems import GatewayError, RequestInvalid
 
 T = TypeVar("T")
@@ -35,6 +37,8 @@ operator_app = typer.Typer(help="Operators (admin, auditor).", no_args_is_help=T
 app.add_typer(agency_app, name="agency")
 app.add_typer(token_app, name="token")
 app.add_typer(operator_app, name="operator")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(report_app, name="report")
 
 
 def _fail(error: GatewayError) -> None:
@@ -99,11 +103,83 @@ def serve(
                 log_level=settings.log_level, access_log=False)
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="attempts in flight (GATEWAY_WORKER_CONCURRENCY)")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus metrics on 127.0.0.1:PORT")] = None,
+) -> None:
+    """Run a push delivery worker only (no API) until SIGTERM/SIGINT; any number may share one database.
+
+    Needs the migrated database, the blob directory and the gateway key of the API processes (the same
+    GATEWAY_DATA_DIR, or GATEWAY_SIGNING_KEY_FILE and GATEWAY_SIGNING_CERT_FILE); it never creates a key.
+    """
+    from gateway.blobs import BlobStore
+    from gateway.db.migrate import current_revision, head_revision
+    from gateway.delivery.worker import run_workers
+    from gateway.logs import configure
+    from gateway.signing import load_or_create
+
+    overrides: dict[str, Any] = {"worker_concurrency": concurrency} if concurrency is not None else {}
+    settings = Settings(**overrides)
+    configure(settings.log_level, json=settings.log_json)
+    generated = settings.keys_dir / "gateway.key.pem"
+    if settings.signing_key_file is None and not generated.exists():
+        typer.echo("no gateway key: start `gateway serve` once on this data directory, or set "
+                   "GATEWAY_SIGNING_KEY_FILE and GATEWAY_SIGNING_CERT_FILE", err=True)
+        raise typer.Exit(code=1)
+    key = load_or_create(settings)
+
+    async def run() -> None:
+        db = create_database(settings.effective_database_url)
+        try:
+            async with db.engine.connect() as conn:
+                revision = await conn.run_sync(current_revision)
+            if revision != head_revision():
+                typer.echo("the database is not at the latest migration; run `gateway migrate`", err=True)
+                raise typer.Exit(code=1)
+            await run_workers(settings, db, BlobStore(settings.blobs_dir), key)
+        finally:
+            await db.dispose()
+
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    asyncio.run(run())
+
+
 @app.command("migrate")
 def migrate_cmd() -> None:
     """Apply the database migrations (idempotent)."""
     asyncio.run(_migrate(Settings()))
     typer.echo("database at the latest migration")
+
+
+@app.command("backup")
+def backup_cmd(output: Annotated[Path, typer.Option("--output", "-o", help="an empty or new directory")]) -> None:
+    """Back up the database, the blobs and the generated keys (README "Backup and restore")."""
+    from gateway.backup import BackupError, backup
+
+    try:
+        manifest = backup(Settings(), output)
+    except (BackupError, subprocess.CalledProcessError) as exc:
+        typer.echo(f"backup failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"backup written to {output}: {len(manifest['files'])} files, ledger head "
+               f"{manifest.get('ledger_head')}")
+
+
+@app.command("restore")
+def restore_cmd(input_dir: Annotated[Path, typer.Option("--input", "-i", help="a backup directory")]) -> None:
+    """Restore a backup onto an empty data directory / empty database; then run `gateway ledger verify`."""
+    from gateway.backup import BackupError, restore
+
+    try:
+        manifest = restore(Settings(), input_dir)
+    except (BackupError, subprocess.CalledProcessError, FileNotFoundError) as exc:
+        typer.echo(f"restore failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"restored {len(manifest['files'])} files from {input_dir}")
 
 
 @app.command()
@@ -306,6 +382,9 @@ def operator_create(
     token_id, token = _in_transaction(run)
     typer.echo(f"operator {name} ({role}), token id: {token_id}")
     typer.echo(token)
+
+
+# The agency-side commands (send, inbox, fetch, ack, status, document, keys, demo) after the console ones.
 
 
 def main() -> None:

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = 64 * 1024 * 1024
     max_total_attachment_bytes: int = 8 * 1024 * 1024 * 1024
 
+    # Per-agency request rate (``limits`` notation, e.g. "600/minute"); empty string = no limit.
+    agency_rate_limit: str = "1200/minute"
+
+    # Malware scanning through clamd (Điều 12.1): a unix socket or a TCP host; unset = no scanning.
+    clamd_socket: Path | None = None
+    clamd_host: str | None = None
+    clamd_port: int = 3310
+    clamd_timeout_seconds: float = 120.0
+
     # Delivery.
     run_workers: bool = True
     worker_concurrency: int = 16
@@ -61,6 +70,8 @@ class Settings(BaseSettings):
     # Ledger checkpoints.
     checkpoint_every_entries: int = 1000
     checkpoint_every_seconds: float = 300.0
+    # How often the checkpoint task (it runs with the workers) looks at the head.
+    checkpoint_poll_seconds: float = 2.0
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -14,6 +14,7 @@ from gateway.auth.service import AuthService
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.problems import Forbidden, Unauthenticated
+from gateway.ratelimit import AgencyRateLimiter
 from gateway.signing import GatewayKey
 
 
@@ -59,6 +60,9 @@ async def current_principal(
     async with db.transaction() as session:
         principal = await AuthService(session).authenticate(credentials.credentials)
     request.state.principal = principal
+    limiter: AgencyRateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None and principal.kind == "agency":
+        limiter.check(principal.name)
     return principal
 
 

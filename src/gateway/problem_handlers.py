@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.logs import get_logger
-from gateway.problems import PROBLEM_MEDIA_TYPE, GatewayError, RequestInvalid
+from gateway.problems import PROBLEM_MEDIA_TYPE, GatewayError, RequestInvalid, TooManyRequests, Unauthenticated
 
 _log = get_logger("gateway.errors")
 
@@ -111,6 +111,9 @@ def problems(*errors: type[GatewayError]) -> dict[int | str, dict[str, Any]]:
     by_status: dict[int, list[type[GatewayError]]] = defaultdict(list)
     # Every route can answer 422 (request shape) and 400 (a body that is not even JSON).
     everything: tuple[type[GatewayError], ...] = (RequestInvalid, GatewayError, *errors)
+    if Unauthenticated in errors:
+        # Authenticated routes: an agency over its request rate gets 429 (gateway.ratelimit).
+        everything = (*everything, TooManyRequests)
     for err in everything:
         by_status[err.status].append(err)
     out: dict[int | str, dict[str, Any]] = {}

@@ -67,3 +67,5 @@ class Delivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(1000))
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: set by an operator's re-queue: the age bound of the new retry window counts from here (migration 0004)
+    requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -20,6 +20,7 @@ from gateway.intake.errors import (
 )
 from gateway.intake.multipart import MultipartUpload, read_multipart
 from gateway.intake.service import IntakeService
+from gateway.malware import MalwareFound, ScannerUnavailable
 from gateway.problem_handlers import problems
 from gateway.problems import BodyTooLarge, Forbidden, GatewayError, Unauthenticated, UnsupportedMediaType
 
@@ -72,7 +73,8 @@ _RECEIPT = {"content": {RECEIPT_MEDIA_TYPE: {"schema": {"type": "string"}}},
     responses={
         201: _RECEIPT,
         200: {**_RECEIPT, "description": "an identical resubmission: the receipt given the first time"},
-        **problems(Unauthenticated, Forbidden, BodyTooLarge, UnsupportedMediaType, MultipartInvalid,
+        **problems(Unauthenticated, Forbidden, BodyTooLarge, UnsupportedMediaType, MultipartInvalid, MalwareFound,
+                   ScannerUnavailable,
                    MultipartTruncated, EnvelopePartMissing, PartTooLarge, NotADocument,
                    RecipientUnknown, DocumentChanged, *envelope_error_types()),
     },
@@ -99,6 +101,9 @@ async def submit_envelope(request: Request, agency: CurrentAgency, intake: Intak
         await intake.record_refusal(agency, None, None, error)
         raise
     result = await intake.submit(agency, data, upload)
+    worker = getattr(request.app.state, "worker", None)
+    if result.created and worker is not None:
+        worker.notify()  # push deliveries start now rather than at the next poll
     return Response(
         result.receipt,
         status_code=201 if result.created else 200,

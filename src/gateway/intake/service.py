@@ -8,7 +8,8 @@ The steps, in order (the envelope's own checks are numbered in ``gateway.envelop
 3. ``gateway.envelope.inspect_envelope`` runs every content check on the bytes and any multipart parts.
 4. Every recipient is a registered, active agency.
 5. The same sender and DocumentId with a different envelope: 409 (Điều 12.8, a sent document never changes).
-6. PDF attachments: whether each carries a valid PDF signature (reported, never refused).
+6. PDF attachments: whether each carries a valid PDF signature (reported, never refused); then, when a
+   scanner is configured, every attachment goes through clamd (``gateway.malware``; a match refuses).
 7. Blobs: the original bytes and every attachment are written by SHA-256 (fsynced) before the
    transaction that makes them referenced commits.
 8. One transaction: the document, its attachments, one delivery per recipient and the ledger entry
@@ -19,11 +20,32 @@ The steps, in order (the envelope's own checks are numbered in ``gateway.envelop
 
 Any refusal is written to the ledger as ``envelope.refused`` (rule, envelope digest and size, never the
 content) in a transaction of its own, and staged parts are deleted.
+
+Status messages (``POST /v1/statuses``, :meth:`IntakeService.submit_status`) take the same steps, with the
+steps that concern the original document in place of 4 and 5, and no 6:
+
+1. an identical resubmission (same reporting agency, same bytes) returns the receipt already given (200);
+2. the reporting agency's register entry;
+3. ``inspect_envelope`` with the agency's signature policy; a document here is refused (not-a-status);
+4. the original: the document whose sender is ``ResponseFor/OrganId`` and whose DocumentId is
+   ``ResponseFor/DocumentId`` (or the one derived from Code and PromulgationDate). The reporting agency
+   must be one of its recipients, or, for a recall (13), its sender; for anyone else the answer is the
+   404 of a missing document (its existence is not revealed). A recipient may not recall and the sender
+   may report nothing but a recall (status-code-not-allowed);
+5. the same agency, original and code already reported: 409 status-duplicate, except 05 (may repeat);
+7. the bytes go to the blob store;
+8. one transaction: the status document (kind ``status``, ``refers_to`` the original), one delivery per
+   target (:mod:`gateway.delivery.routing`: the sender; for 13 the recipients) and ``status.accepted``,
+   whose instant is the status's sent instant;
+9. the signed receipt (kind ``status``, recipients = the targets).
+
+Refusals are ledgered as ``status.refused``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,8 +59,12 @@ from gateway.agency.repository import AgencyRepository
 from gateway.auth.principal import Principal
 from gateway.blobs import BlobStore
 from gateway.db import Database
+from gateway.delivery.errors import StatusCodeNotAllowed, StatusDuplicate
+from gateway.delivery.repository import DeliveryRepository
+from gateway.delivery.routing import RECALL, new_deliveries, status_targets
 from gateway.documents.models import Attachment, Delivery, Document
 from gateway.documents.repository import DocumentRepository
+from gateway.documents.service import DocumentNotFound
 from gateway.envelope import (
     Envelope,
     LargePart,
@@ -50,9 +76,10 @@ from gateway.envelope import (
     inspect_envelope,
 )
 from gateway.envelope import envelope_sha256 as digest_of
-from gateway.intake.errors import DocumentChanged, NotADocument, RecipientUnknown
+from gateway.intake.errors import DocumentChanged, NotADocument, NotAStatus, RecipientUnknown
 from gateway.intake.multipart import MultipartUpload
 from gateway.ledger import service as ledger
+from gateway.malware import Scanner
 from gateway.pdfsig import pdf_signature_state, pdf_signature_state_of
 from gateway.problems import GatewayError
 from gateway.signing import GatewayKey
@@ -66,7 +93,10 @@ class IntakeResult:
 
 
 class IntakeService:
-    def __init__(self, db: Database, blobs: BlobStore, key: GatewayKey, limits: Limits) -> None:
+    def __init__(
+        self, db: Database, blobs: BlobStore, key: GatewayKey, limits: Limits, scanner: Scanner | None = None
+    ) -> None:
+        self.scanner = scanner
         self.db = db
         self.blobs = blobs
         self.key = key
@@ -126,6 +156,8 @@ class IntakeService:
             await self._check_unchanged(DocumentRepository(session), sender, meta.document_id, digest)
         # 6
         pdf_states = await asyncio.to_thread(self._pdf_states, envelope, upload)
+        if self.scanner is not None:
+            await asyncio.to_thread(self._scan, self.scanner, envelope, upload)
         # 7
         self.blobs.put(data)
         for attachment in envelope.attachments:
@@ -158,6 +190,15 @@ class IntakeService:
         if previous is not None and previous.envelope_sha256 != digest:
             raise DocumentChanged(f"DocumentId already accepted at {previous.sent_at.isoformat()}",
                                   document=previous.id)
+
+    @staticmethod
+    def _scan(scanner: Scanner, envelope: Envelope, upload: MultipartUpload | None) -> None:
+        for attachment in envelope.attachments:
+            if attachment.data is not None:
+                scanner.scan(io.BytesIO(attachment.data), attachment.name)
+            elif upload is not None:
+                with upload.parts[attachment.content_id].path.open("rb") as fh:
+                    scanner.scan(fh, attachment.name)
 
     def _pdf_states(self, envelope: Envelope, upload: MultipartUpload | None) -> dict[str, str | None]:
         states: dict[str, str | None] = {}
@@ -279,18 +320,152 @@ class IntakeService:
         return build_receipt(data, self.key.private_key, self.key.certificate)  # type: ignore[arg-type]
 
     async def record_refusal(
-        self, principal: Principal, digest: str | None, size: int | None, error: GatewayError
+        self, principal: Principal, digest: str | None, size: int | None, error: GatewayError,
+        *, event: str = "envelope.refused",
     ) -> None:
         """The ledger's record of a refusal: who, which rule, which bytes (by digest), never the content."""
         async with self.db.transaction() as session:
             await ledger.append(
                 session,
-                type="envelope.refused",
+                type=event,
                 actor=principal.actor,
                 sender=principal.agency_code,
                 details={"rule": error.slug, "status": error.status, "envelope_sha256": digest,
                          "envelope_size": size},
             )
+
+
+    # -- status messages ---------------------------------------------------------------------------------
+
+    async def submit_status(self, principal: Principal, data: bytes) -> IntakeResult:
+        """Accept a status message about a document (the steps in the module docstring)."""
+        reporter = principal.agency_code
+        assert reporter is not None
+        digest = digest_of(data)
+        try:
+            return await self._submit_status(reporter, data, digest)
+        except GatewayError as error:
+            await self.record_refusal(principal, digest, len(data), error, event="status.refused")
+            raise
+
+    async def _submit_status(self, reporter: str, data: bytes, digest: str) -> IntakeResult:
+        # 1, 2
+        async with self.db.transaction() as session:
+            existing = await DocumentRepository(session).by_envelope(reporter, digest, "status")
+            if existing is not None:
+                return IntakeResult(await self._receipt_for(session, existing), False, existing.id)
+            agencies = AgencyRepository(session)
+            agency = await agencies.get(reporter)
+            assert agency is not None  # authenticated agencies exist
+            certs = list(await agencies.certificates(reporter))
+        # 3
+        envelope = await asyncio.to_thread(
+            inspect_envelope,
+            data,
+            sender=reporter,
+            certificates=_trusted(certs),
+            now=datetime.now(UTC),
+            policy="channel" if agency.signature_policy == "channel" else "required",
+            limits=self.limits,
+        )
+        if envelope.kind != "status" or envelope.status is None:
+            raise NotAStatus()
+        meta = envelope.status
+        # 4, 5
+        async with self.db.transaction() as session:
+            repo = DeliveryRepository(session)
+            original = await repo.original(meta.response_for.organ_id.strip(), meta.document_id)
+            if original is None:
+                raise DocumentNotFound()
+            recipients = await repo.recipients_of(original.id)
+            is_sender, is_recipient = original.sender == reporter, reporter in recipients
+            if not is_sender and not is_recipient:
+                raise DocumentNotFound()
+            if meta.status_code == RECALL and not is_sender:
+                raise StatusCodeNotAllowed("only the sender of a document may recall it (13)")
+            if meta.status_code != RECALL and not is_recipient:
+                raise StatusCodeNotAllowed("the sender of a document may only recall it (13)")
+            await self._check_not_duplicate(repo, reporter, original.id, meta.status_code)
+            targets = await repo.agencies(status_targets(meta.status_code, reporter, original.sender, recipients))
+        # 7
+        self.blobs.put(data)
+        # 8
+        status_uuid = str(uuid.uuid4())
+        try:
+            async with self.db.transaction() as session:
+                document = await self._store_status(session, status_uuid, reporter, digest, len(data), envelope,
+                                                    original, [targets[c] for c in sorted(targets)])
+                receipt_data = await self._receipt_data(session, document)
+        except IntegrityError:
+            # A concurrent submission won: the same bytes get its receipt, other bytes are a duplicate.
+            async with self.db.transaction() as session:
+                winner = await DocumentRepository(session).by_envelope(reporter, digest, "status")
+                if winner is None:
+                    raise StatusDuplicate() from None
+                return IntakeResult(await self._receipt_for(session, winner), False, winner.id)
+        # 9
+        receipt = await asyncio.to_thread(self._sign, receipt_data)
+        return IntakeResult(receipt, True, document.id)
+
+    @staticmethod
+    async def _check_not_duplicate(repo: DeliveryRepository, reporter: str, original: str, code: str) -> None:
+        if code != "05" and await repo.status_exists(reporter, original, code):
+            raise StatusDuplicate()
+
+    async def _store_status(
+        self,
+        session: AsyncSession,
+        status_uuid: str,
+        reporter: str,
+        digest: str,
+        size: int,
+        envelope: Envelope,
+        original: Document,
+        targets: Sequence[Agency],
+    ) -> Document:
+        meta = envelope.status
+        assert meta is not None
+        now = datetime.now(UTC)
+        document = Document(
+            id=status_uuid, kind="status", sender=reporter, document_id=original.document_id,
+            envelope_sha256=digest, envelope_size=size, multipart=False, signed=envelope.signed,
+            signer_certificate=envelope.signature.certificate_sha256, subject=None, type_name=None,
+            code=original.code, promulgation_date=original.promulgation_date, priority=original.priority,
+            business_doc_type=0, status_code=meta.status_code, refers_to=original.id, sent_at=now, ledger_seq=0,
+            ledger_hash="",
+        )
+        session.add(document)
+        await session.flush()
+        deliveries = new_deliveries(status_uuid, targets, original.priority, now)
+        session.add_all(deliveries)
+        await session.flush()
+        entry = await ledger.append(
+            session,
+            type="status.accepted",
+            actor=f"agency:{reporter}",
+            document=status_uuid,
+            document_id=original.document_id,
+            sender=reporter,
+            details={
+                "status_code": meta.status_code,
+                "refers_to": original.id,
+                "original_sender": original.sender,
+                "envelope_sha256": digest,
+                "envelope_size": size,
+                "signed": envelope.signed,
+                "signer_certificate": envelope.signature.certificate_sha256,
+                "routed_to": sorted(d.recipient for d in deliveries),
+            },
+        )
+        document.sent_at = entry.recorded_at
+        document.ledger_seq = entry.seq
+        document.ledger_hash = entry.hash
+        for delivery in deliveries:
+            delivery.created_at = delivery.updated_at = entry.recorded_at
+            if delivery.next_attempt_at is not None:
+                delivery.next_attempt_at = entry.recorded_at
+        await session.flush()
+        return document
 
 
 def _trusted(certs: Sequence[AgencyCertificate]) -> list[TrustedCertificate]:

@@ -17,4 +17,25 @@ EVENT_TYPES: dict[str, str] = {
     # Intake.
     "envelope.accepted": "an envelope was accepted: this entry's instant is the sent instant",
     "envelope.refused": "an envelope was refused (details: rule, envelope digest; never content)",
+    # Delivery: one entry per transition of a (document, recipient) delivery (gateway.delivery.service draws
+    # the state machine). Actor: `gateway` for the push worker, the agency for pull, the operator for re-queue.
+    # details.delivery is the delivery id.
+    "delivery.in_flight": "a push attempt was claimed by a worker (details: attempt, worker, reclaimed_from "
+                          "when it was taken over from a worker whose lease expired)",
+    "delivery.delivered": "the received instant was fixed (Điều 11.2): a push answered 2xx, or a pull recipient "
+                          "acknowledged `done` (details: mode, received_at, attempt, http_status)",
+    "delivery.retry_scheduled": "a push attempt failed transiently; next attempt planned (details: attempt, "
+                                "error, http_status, next_attempt_at)",
+    "delivery.dead": "a push delivery was given up (details: reason attempts-exhausted | age-exceeded | "
+                     "refused | no-endpoint, error, http_status)",
+    "delivery.fetched": "a pull recipient downloaded the delivery for the first time",
+    "delivery.failed": "a pull recipient acknowledged `fail` (details: its reason)",
+    "delivery.requeued": "an operator re-queued a dead or failed delivery (details: from_state, mode)",
+    "delivery.refused": "an acknowledgement or re-queue request was refused (details: action, rule)",
+    # Status messages (EDXML.md codes), routed like documents.
+    "status.accepted": "a status message from an agency was accepted: this entry's instant is its sent "
+                       "instant (details: status_code, refers_to, routed_to)",
+    "status.refused": "a status message was refused (details: rule, envelope digest; never content)",
+    "status.auto_arrived": "the gateway's own status 01 (Đã đến), signed with the gateway key, made when a "
+                           "recipient's received instant was fixed, and routed to the sender",
 }

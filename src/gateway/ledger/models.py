@@ -1,4 +1,4 @@
-"""ORM mapping of the ledger table (created, and made append-only, by migration 0001)."""
+"""ORM mapping of the ledger (migration 0001) and its signed checkpoints (0003); both append-only."""
 
 from __future__ import annotations
 
@@ -42,3 +42,16 @@ class LedgerEntry(Base):
             ),
             hash=self.hash,
         )
+
+
+class LedgerCheckpoint(Base):
+    """A signed statement of the chain head: see :mod:`gateway.ledger.checkpoint` for the signed bytes."""
+
+    __tablename__ = "ledger_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    algorithm: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(Text)  # base64
+    certificate_sha256: Mapped[str] = mapped_column(String(64))

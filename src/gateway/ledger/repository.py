@@ -1,19 +1,104 @@
-"""Every SQL statement that touches the ledger table."""
+"""Every SQL statement that touches the ledger, its checkpoints, and the tables its report counts.
+
+Verification reads the chain as raw rows (:data:`gateway.ledger.chain.ChainRow`), not ORM objects: on
+PostgreSQL straight from the asyncpg connection, with ``recorded_at`` rendered by the server in its
+canonical text form, because building a datetime and formatting it again per row would cost as much as
+hashing the row. On SQLite the stored text is converted, and accepted only in the exact form SQLAlchemy
+writes (anything else reads as :data:`~gateway.ledger.chain.UNREADABLE_INSTANT` and fails verification,
+rather than be interpreted).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
 
-from gateway.ledger.models import LedgerEntry
+from sqlalchemy import ColumnElement, case, exists, func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from gateway.agency.models import Agency
+from gateway.documents.models import Attachment, Delivery, Document
+from gateway.ledger.chain import UNREADABLE_INSTANT, ChainRow
+from gateway.ledger.models import LedgerCheckpoint, LedgerEntry
+from gateway.ledger.query import LedgerFilter, Visibility
 
 # Any constant will do; it only has to be the same in every gateway process sharing the database.
 _PG_LEDGER_LOCK_KEY = 0x6C656467  # "ledg"
+_PG_CHECKPOINT_LOCK_KEY = 0x6C636B70  # "lckp"
+
+_CHAIN_TAIL = "type, actor, document, document_id, sender, recipient, prev_hash, details, hash FROM ledger_entries"
+_PG_INSTANT = """to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+_PG_CHAIN_FROM_START = f"SELECT seq, {_PG_INSTANT}, {_CHAIN_TAIL} ORDER BY seq LIMIT $1"
+_PG_CHAIN_AFTER = f"SELECT seq, {_PG_INSTANT}, {_CHAIN_TAIL} WHERE seq > $1 ORDER BY seq LIMIT $2"
+_SQLITE_CHAIN_FROM_START = f"SELECT seq, recorded_at, {_CHAIN_TAIL} ORDER BY seq LIMIT :limit"
+_SQLITE_CHAIN_AFTER = f"SELECT seq, recorded_at, {_CHAIN_TAIL} WHERE seq > :after ORDER BY seq LIMIT :limit"
+_SQLITE_STORED_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}")
+
+
+def _sqlite_instant(raw: object) -> str:
+    """SQLAlchemy's SQLite storage form ``YYYY-MM-DD HH:MM:SS.ffffff`` (naive UTC) → canonical, or unreadable."""
+    if not isinstance(raw, str) or not _SQLITE_STORED_INSTANT.fullmatch(raw):
+        return UNREADABLE_INSTANT
+    try:
+        datetime.fromisoformat(raw)  # a real calendar date and time, as the ORM will read it
+    except ValueError:
+        return UNREADABLE_INSTANT
+    return f"{raw[:10]}T{raw[11:]}Z"
+
+
+def _filter_clause(flt: LedgerFilter) -> list[ColumnElement[bool]]:
+    e = LedgerEntry
+    clauses: list[ColumnElement[bool]] = []
+    if flt.agency is not None:
+        clauses.append(or_(e.sender == flt.agency, e.recipient == flt.agency))
+    if flt.document is not None:
+        clauses.append(e.document == flt.document)
+    if flt.document_id is not None:
+        clauses.append(e.document_id == flt.document_id)
+    if flt.type is not None:
+        clauses.append(e.type == flt.type)
+    if flt.since is not None:
+        # Instants never go backwards along the chain (append writes max(now, head); verify checks it), so
+        # the range starts at the first entry at or after ``since``: a bound the primary key can seek to,
+        # where a filter on the instant alone would be checked row by row from the start of the ledger.
+        b = aliased(LedgerEntry)
+        first = (
+            select(b.seq).where(b.recorded_at >= flt.since).order_by(b.recorded_at, b.seq).limit(1)
+            .scalar_subquery()
+        )
+        clauses += [e.recorded_at >= flt.since, e.seq >= first]
+    if flt.until is not None:
+        b = aliased(LedgerEntry)
+        last = (
+            select(b.seq).where(b.recorded_at < flt.until).order_by(b.recorded_at.desc(), b.seq.desc()).limit(1)
+            .scalar_subquery()
+        )
+        clauses += [e.recorded_at < flt.until, e.seq <= last]
+    return clauses
+
+
+def _visibility_clause(visibility: Visibility) -> list[ColumnElement[bool]]:
+    """An agency sees entries naming it, and entries about documents it sent or received."""
+    code = visibility.agency
+    if code is None:
+        return []
+    e = LedgerEntry
+    sent = select(Document.id).where(Document.sender == code)
+    received = select(Delivery.document).where(Delivery.recipient == code)
+    return [or_(e.sender == code, e.recipient == code, e.document.in_(sent), e.document.in_(received))]
 
 
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
 
     async def lock_head(self) -> None:
         """Serialize appends until the end of this transaction.
@@ -21,7 +106,7 @@ class LedgerRepository:
         PostgreSQL: a transaction-scoped advisory lock. SQLite: transactions already start with
         BEGIN IMMEDIATE (see gateway.db.engine), so only one writer exists at a time.
         """
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._dialect == "postgresql":
             await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LEDGER_LOCK_KEY})
 
     async def head(self) -> LedgerEntry | None:
@@ -34,3 +119,174 @@ class LedgerRepository:
 
     async def get(self, seq: int) -> LedgerEntry | None:
         return await self.session.get(LedgerEntry, seq)
+
+    # -- verification ----------------------------------------------------------------------------------
+
+    async def chain_rows(self, after: int | None, limit: int) -> Sequence[ChainRow]:
+        """Up to ``limit`` raw rows in seq order, after seq ``after`` (None: from the lowest seq stored)."""
+        if self._dialect == "postgresql":
+            connection = await self.session.connection()
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection  # asyncpg.Connection: records unpack like tuples
+            if after is None:
+                records = await driver.fetch(_PG_CHAIN_FROM_START, limit)
+            else:
+                records = await driver.fetch(_PG_CHAIN_AFTER, after, limit)
+            return cast("Sequence[ChainRow]", records)
+        if after is None:
+            result = await self.session.execute(text(_SQLITE_CHAIN_FROM_START), {"limit": limit})
+        else:
+            result = await self.session.execute(text(_SQLITE_CHAIN_AFTER), {"after": after, "limit": limit})
+        return [(r[0], _sqlite_instant(r[1]), *r[2:]) for r in result]
+
+    async def hashes_at(self, seqs: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for i in range(0, len(seqs), 500):
+            chunk = list(seqs[i:i + 500])
+            result = await self.session.execute(
+                select(LedgerEntry.seq, LedgerEntry.hash).where(LedgerEntry.seq.in_(chunk))
+            )
+            found.update({seq: hash_ for seq, hash_ in result})
+        return found
+
+    async def size(self) -> int:
+        """The number of entries by the head's seq (gaps are verification's business, not this count's)."""
+        result = await self.session.execute(select(func.max(LedgerEntry.seq)))
+        top = result.scalar_one_or_none()
+        return 0 if top is None else int(top) + 1
+
+    async def head_position(self) -> tuple[int, str, datetime] | None:
+        """(seq, hash, recorded_at) of the committed head."""
+        result = await self.session.execute(
+            select(LedgerEntry.seq, LedgerEntry.hash, LedgerEntry.recorded_at)
+            .order_by(LedgerEntry.seq.desc())
+            .limit(1)
+        )
+        row = result.one_or_none()
+        return None if row is None else (row[0], row[1], row[2])
+
+    # -- queries ---------------------------------------------------------------------------------------
+
+    async def page(
+        self,
+        flt: LedgerFilter,
+        visibility: Visibility,
+        *,
+        after: int | None,
+        limit: int,
+        upto: int | None = None,
+    ) -> Sequence[LedgerEntry]:
+        """Entries matching ``flt`` that ``visibility`` may see, in seq order, after ``after`` (keyset)."""
+        clauses = [*_filter_clause(flt), *_visibility_clause(visibility)]
+        if after is not None:
+            clauses.append(LedgerEntry.seq > after)
+        if upto is not None:
+            clauses.append(LedgerEntry.seq <= upto)
+        stmt = select(LedgerEntry).where(*clauses).order_by(LedgerEntry.seq).limit(limit)
+        result = await self.session.execute(stmt)
+        return result.scalars().all()
+
+
+class CheckpointRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def try_lock(self) -> bool:
+        """One checkpoint writer at a time across processes (SQLite: BEGIN IMMEDIATE already is one)."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return True
+        result = await self.session.execute(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _PG_CHECKPOINT_LOCK_KEY}
+        )
+        return bool(result.scalar_one())
+
+    async def all(self) -> Sequence[LedgerCheckpoint]:
+        result = await self.session.execute(select(LedgerCheckpoint).order_by(LedgerCheckpoint.size))
+        return result.scalars().all()
+
+    async def latest(self) -> LedgerCheckpoint | None:
+        result = await self.session.execute(
+            select(LedgerCheckpoint).order_by(LedgerCheckpoint.size.desc()).limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def page(self, after: int | None, limit: int) -> Sequence[LedgerCheckpoint]:
+        stmt = select(LedgerCheckpoint)
+        if after is not None:
+            stmt = stmt.where(LedgerCheckpoint.size > after)
+        result = await self.session.execute(stmt.order_by(LedgerCheckpoint.size).limit(limit))
+        return result.scalars().all()
+
+    async def add(self, checkpoint: LedgerCheckpoint) -> None:
+        self.session.add(checkpoint)
+        await self.session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class SentCounts:
+    sent: int
+    signed_xml: int
+    signed_pdf: int
+    status_06: int
+
+
+class ReportRepository:
+    """The monthly report's reads over documents, attachments and deliveries, for [start, end) in UTC."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def agencies(self) -> list[tuple[str, str]]:
+        result = await self.session.execute(select(Agency.code, Agency.name).order_by(Agency.code))
+        return [(code, name) for code, name in result]
+
+    async def sent_counts(self, start: datetime, end: datetime) -> dict[str, SentCounts]:
+        """Per sender: documents sent in the range; of them XML-signed, with a valid PDF signature, at status 06."""
+        d = Document
+        status = aliased(Document)
+        pdf_signed = exists().where(Attachment.document == d.id, Attachment.pdf_signature == "valid")
+        reached_06 = exists().where(status.kind == "status", status.status_code == "06", status.refers_to == d.id)
+        stmt = (
+            select(
+                d.sender,
+                func.count(),
+                func.sum(case((d.signed, 1), else_=0)),
+                func.sum(case((pdf_signed, 1), else_=0)),
+                func.sum(case((reached_06, 1), else_=0)),
+            )
+            .where(d.kind == "document", d.sent_at >= start, d.sent_at < end)
+            .group_by(d.sender)
+        )
+        result = await self.session.execute(stmt)
+        return {
+            sender: SentCounts(int(sent), int(xml or 0), int(pdf or 0), int(s06 or 0))
+            for sender, sent, xml, pdf, s06 in result
+        }
+
+    async def final_states(self, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
+        """(sender, state) → deliveries now delivered or dead, of the documents sent in the range."""
+        stmt = (
+            select(Document.sender, Delivery.state, func.count())
+            .join(Document, Delivery.document == Document.id)
+            .where(
+                Document.kind == "document",
+                Document.sent_at >= start,
+                Document.sent_at < end,
+                Delivery.state.in_(("delivered", "dead")),
+            )
+            .group_by(Document.sender, Delivery.state)
+        )
+        result = await self.session.execute(stmt)
+        return {(sender, state): int(n) for sender, state, n in result}
+
+    async def received(self, start: datetime, end: datetime) -> AsyncIterator[tuple[str, datetime, datetime]]:
+        """(recipient, sent_at, received_at) of every document delivery received in the range."""
+        stmt = (
+            select(Delivery.recipient, Document.sent_at, Delivery.received_at)
+            .join(Document, Delivery.document == Document.id)
+            .where(Document.kind == "document", Delivery.received_at >= start, Delivery.received_at < end)
+        )
+        result = await self.session.stream(stmt.execution_options(yield_per=5_000))
+        async for recipient, sent_at, received_at in result:
+            if received_at is not None:
+                yield recipient, sent_at, received_at

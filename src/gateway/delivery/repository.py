@@ -1,0 +1,237 @@
+"""Every SQL statement of delivery: claims, lease-checked updates, the inbox, status lookups.
+
+Claims (push): candidates are selected most urgent first (``priority`` descending, then the due instant),
+on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so that concurrent workers take disjoint rows without
+waiting for each other; then one conditional ``UPDATE … WHERE id IN (…) AND <still claimable> RETURNING``
+takes them. The condition makes the claim safe even without the row locks (SQLite has none; there every
+transaction holds the single writer lock from ``BEGIN IMMEDIATE`` anyway): a row another worker claimed in
+between no longer matches, so it is never claimed twice. A claimable row is ``pending`` or ``retry_wait``
+and due, or ``in_flight`` with an expired lease (its worker died or hung).
+
+Every later change of a claimed row is an ``UPDATE … WHERE state = 'in_flight' AND lease_owner = :me AND
+attempts = :attempt``: a worker whose lease was taken over records nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.agency.models import Agency
+from gateway.documents.models import Delivery, Document
+
+CLAIMABLE_WAITING = ("pending", "retry_wait")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed push delivery and everything the worker needs to send it, read in the claim transaction."""
+
+    delivery_id: str
+    attempt: int
+    owner: str
+    lease_until: datetime
+    recipient: str
+    recipient_name: str
+    endpoint: str | None
+    window_start: datetime
+    document: str
+    kind: str
+    sender: str
+    document_id: str
+    sent_at: datetime
+    envelope_sha256: str
+    multipart: bool
+    code: str | None
+    promulgation_date: date | None
+    priority: int
+    refers_to: str | None
+    reclaimed_from: str | None
+
+
+def _claimable(now: datetime) -> Any:
+    return and_(
+        Delivery.mode == "push",
+        or_(
+            and_(Delivery.state.in_(CLAIMABLE_WAITING), Delivery.next_attempt_at <= now),
+            and_(Delivery.state == "in_flight", Delivery.lease_until < now),
+        ),
+    )
+
+
+class DeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    # -- push ---------------------------------------------------------------------------------------------
+
+    async def claim(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Job]:
+        candidates = (
+            select(Delivery.id, Delivery.state, Delivery.lease_owner)
+            .where(_claimable(now))
+            .order_by(Delivery.priority.desc(), Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        rows = (await self.session.execute(candidates)).all()
+        if not rows:
+            return []
+        previous = {r.id: (r.lease_owner if r.state == "in_flight" else None) for r in rows}
+        claimed = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(list(previous)), _claimable(now))
+            .values(state="in_flight", lease_owner=owner, lease_until=lease_until, attempts=Delivery.attempts + 1,
+                    updated_at=now)
+            .returning(Delivery.id, Delivery.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        attempts = {r.id: r.attempts for r in claimed.all()}
+        if not attempts:
+            return []
+        joined = await self.session.execute(
+            select(Delivery, Document, Agency)
+            .join(Document, Document.id == Delivery.document)
+            .join(Agency, Agency.code == Delivery.recipient)
+            .where(Delivery.id.in_(list(attempts)))
+            .order_by(Delivery.priority.desc(), Delivery.next_attempt_at, Delivery.id)
+            .execution_options(populate_existing=True)
+        )
+        jobs = []
+        for delivery, document, agency in joined.all():
+            jobs.append(Job(
+                delivery_id=delivery.id, attempt=attempts[delivery.id], owner=owner, lease_until=lease_until,
+                recipient=delivery.recipient, recipient_name=agency.name,
+                endpoint=agency.endpoint if agency.delivery_mode == "push" else None,
+                window_start=delivery.requeued_at or delivery.created_at, document=document.id, kind=document.kind,
+                sender=document.sender, document_id=document.document_id, sent_at=document.sent_at,
+                envelope_sha256=document.envelope_sha256, multipart=document.multipart, code=document.code,
+                promulgation_date=document.promulgation_date, priority=delivery.priority,
+                refers_to=document.refers_to, reclaimed_from=previous.get(delivery.id),
+            ))
+        return jobs
+
+    async def finish(self, job: Job, now: datetime, **values: Any) -> bool:
+        """Move a claimed row on, only if the lease is still ``job``'s; False if it was taken over."""
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id == job.delivery_id, Delivery.state == "in_flight", Delivery.lease_owner == job.owner,
+                   Delivery.attempts == job.attempt)
+            .values(updated_at=now, lease_owner=None, lease_until=None, **values)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        return result.first() is not None
+
+    async def renew(self, job: Job, until: datetime) -> bool:
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id == job.delivery_id, Delivery.state == "in_flight", Delivery.lease_owner == job.owner,
+                   Delivery.attempts == job.attempt)
+            .values(lease_until=until)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        return result.first() is not None
+
+    async def next_due(self) -> datetime | None:
+        """The earliest instant a push delivery becomes claimable (lets an idle worker sleep less)."""
+        result = await self.session.execute(
+            select(func.min(Delivery.next_attempt_at)).where(
+                Delivery.mode == "push", Delivery.state.in_(CLAIMABLE_WAITING)
+            )
+        )
+        value: datetime | None = result.scalar_one_or_none()
+        return value
+
+    # -- any delivery --------------------------------------------------------------------------------------
+
+    async def get(self, delivery_id: str) -> Delivery | None:
+        return await self.session.get(Delivery, delivery_id, populate_existing=True)
+
+    async def with_document(self, delivery_id: str) -> tuple[Delivery, Document, Agency] | None:
+        result = await self.session.execute(
+            select(Delivery, Document, Agency)
+            .join(Document, Document.id == Delivery.document)
+            .join(Agency, Agency.code == Delivery.recipient)
+            .where(Delivery.id == delivery_id)
+            .execution_options(populate_existing=True)
+        )
+        row = result.first()
+        return (row[0], row[1], row[2]) if row is not None else None
+
+    async def move(self, delivery_id: str, from_states: Sequence[str], now: datetime, **values: Any) -> bool:
+        """A conditional state change: applied only if the row is still in one of ``from_states``."""
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.state.in_(list(from_states)))
+            .values(updated_at=now, **values)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        return result.first() is not None
+
+    def add(self, rows: Sequence[Delivery]) -> None:
+        self.session.add_all(rows)
+
+    # -- pull ----------------------------------------------------------------------------------------------
+
+    async def inbox(
+        self, recipient: str, after: tuple[int, datetime, str] | None, limit: int
+    ) -> Sequence[tuple[Delivery, Document]]:
+        query = (
+            select(Delivery, Document)
+            .join(Document, Document.id == Delivery.document)
+            .where(Delivery.recipient == recipient, Delivery.mode == "pull",
+                   Delivery.state.in_(("pending", "fetched")))
+            .order_by(Delivery.priority.desc(), Delivery.created_at, Delivery.id)
+            .limit(limit)
+        )
+        if after is not None:
+            priority, created_at, last_id = after
+            query = query.where(or_(
+                Delivery.priority < priority,
+                and_(Delivery.priority == priority, Delivery.created_at > created_at),
+                and_(Delivery.priority == priority, Delivery.created_at == created_at, Delivery.id > last_id),
+            ))
+        result = await self.session.execute(query)
+        return [(d, doc) for d, doc in result.all()]
+
+    # -- statuses ------------------------------------------------------------------------------------------
+
+    async def original(self, sender: str, document_id: str) -> Document | None:
+        result = await self.session.execute(
+            select(Document).where(Document.sender == sender, Document.document_id == document_id,
+                                   Document.kind == "document")
+        )
+        return result.scalar_one_or_none()
+
+    async def recipients_of(self, document: str) -> list[str]:
+        result = await self.session.execute(
+            select(Delivery.recipient).where(Delivery.document == document).order_by(Delivery.recipient)
+        )
+        return list(result.scalars())
+
+    async def status_exists(self, sender: str, refers_to: str, code: str) -> bool:
+        result = await self.session.execute(
+            select(func.count()).select_from(Document).where(
+                Document.kind == "status", Document.sender == sender, Document.refers_to == refers_to,
+                Document.status_code == code,
+            )
+        )
+        return bool(result.scalar_one())
+
+    async def agencies(self, codes: Sequence[str]) -> dict[str, Agency]:
+        if not codes:
+            return {}
+        result = await self.session.execute(select(Agency).where(Agency.code.in_(list(codes))))
+        return {a.code: a for a in result.scalars()}

@@ -1,0 +1,308 @@
+"""The delivery state machine: every transition is a conditional update and a ledger entry, in one
+transaction.
+
+Push (per document and recipient)::
+
+    pending ──claim──▶ in_flight ──2xx──▶ delivered
+                         │  ▲  └──5xx/408/429/timeout/connection──▶ retry_wait ──due──▶ (claim again)
+                         │  └──lease expired (worker died): claimed again by another worker
+                         └──other status, or attempts/age used up──▶ dead ──operator re-queue──▶ pending
+
+Pull::
+
+    pending ──GET /v1/inbox/{id}──▶ fetched ──ack done──▶ delivered
+                                          └──ack fail──▶ failed ──operator re-queue──▶ pending
+
+Ledger event types (declared in ``gateway.ledger.events``): ``delivery.in_flight`` (a push attempt
+claimed), ``delivery.delivered`` (the received instant is fixed: push 2xx, or pull ``done``),
+``delivery.retry_scheduled``, ``delivery.dead``, ``delivery.fetched``, ``delivery.failed``,
+``delivery.requeued``, ``delivery.refused`` (an ack or re-queue request refused), and
+``status.auto_arrived`` (the gateway's own 01, see :mod:`gateway.delivery.routing`).
+
+Nothing here holds a transaction across network I/O: the worker posts between its claim transaction and
+its result transaction, and the result is written only while the lease is still the worker's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth.principal import Principal
+from gateway.blobs import BlobStore
+from gateway.db import Database
+from gateway.documents.models import Delivery, Document
+from gateway.ledger import service as ledger
+from gateway.ledger.service import GATEWAY_ACTOR
+from gateway.problems import GatewayError
+from gateway.signing import GatewayKey
+
+from . import metrics
+from .backoff import Decision
+from .errors import AckConflict, DeliveryNotFetched, DeliveryNotFound, DeliveryNotRetryable, InboxCursorInvalid
+from .repository import DeliveryRepository, Job
+from .routing import Original, build_arrival, record_arrival
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _short(text: str, limit: int = 1000) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def original_of(document: Document) -> Original:
+    return Original(id=document.id, kind=document.kind, sender=document.sender, document_id=document.document_id,
+                    code=document.code, promulgation_date=document.promulgation_date, priority=document.priority)
+
+
+def original_of_job(job: Job) -> Original:
+    return Original(id=job.document, kind=job.kind, sender=job.sender, document_id=job.document_id, code=job.code,
+                    promulgation_date=job.promulgation_date, priority=job.priority)
+
+
+async def _append(session: AsyncSession, type: str, actor: str, delivery: Delivery | Job, document: Document | Job,
+                  details: dict[str, Any]) -> None:
+    delivery_id = delivery.id if isinstance(delivery, Delivery) else delivery.delivery_id
+    doc_id = document.id if isinstance(document, Document) else document.document
+    await ledger.append(session, type=type, actor=actor, document=doc_id, document_id=document.document_id,
+                        sender=document.sender, recipient=delivery.recipient,
+                        details={"delivery": delivery_id, **details})
+
+
+# -- push: used by the worker, each call inside the worker's short transaction ---------------------------------
+
+class PushTransitions:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = DeliveryRepository(session)
+
+    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+        jobs = await self.repo.claim(owner, now, now + lease, limit)
+        for job in jobs:
+            details: dict[str, Any] = {"attempt": job.attempt, "worker": owner}
+            if job.reclaimed_from is not None:
+                details["reclaimed_from"] = job.reclaimed_from
+            await _append(self.session, "delivery.in_flight", GATEWAY_ACTOR, job, job, details)
+        return jobs
+
+    async def delivered(self, job: Job, received_at: datetime, http_status: int, duration: float,
+                        arrival: bytes | None, key: GatewayKey) -> bool:
+        now = _now()
+        if not await self.repo.finish(job, now, state="delivered", received_at=received_at, next_attempt_at=None,
+                                      last_error=None):
+            return False
+        await _append(self.session, "delivery.delivered", GATEWAY_ACTOR, job, job, {
+            "mode": "push", "attempt": job.attempt, "http_status": http_status,
+            "received_at": received_at.isoformat(), "duration_ms": round(duration * 1000, 1), "worker": job.owner,
+        })
+        if arrival is not None:
+            await record_arrival(self.session, original_of_job(job), job.recipient, received_at, arrival,
+                                 key.certificate, delivery_id=job.delivery_id)
+        return True
+
+    async def retry(self, job: Job, decision: Decision, error: str, http_status: int | None) -> bool:
+        assert decision.next_attempt_at is not None
+        if not await self.repo.finish(job, _now(), state="retry_wait", next_attempt_at=decision.next_attempt_at,
+                                      last_error=_short(error)):
+            return False
+        await _append(self.session, "delivery.retry_scheduled", GATEWAY_ACTOR, job, job, {
+            "attempt": job.attempt, "error": _short(error, 300), "http_status": http_status,
+            "next_attempt_at": decision.next_attempt_at.isoformat(), "delay_seconds": round(decision.delay or 0, 3),
+        })
+        return True
+
+    async def dead(self, job: Job, reason: str, error: str, http_status: int | None) -> bool:
+        if not await self.repo.finish(job, _now(), state="dead", next_attempt_at=None, last_error=_short(error)):
+            return False
+        await _append(self.session, "delivery.dead", GATEWAY_ACTOR, job, job, {
+            "attempt": job.attempt, "reason": reason, "error": _short(error, 300), "http_status": http_status,
+        })
+        return True
+
+    async def renew(self, job: Job, until: datetime) -> bool:
+        return await self.repo.renew(job, until)
+
+
+# -- pull and operators: each method runs its own transactions ------------------------------------------------
+
+@dataclass(frozen=True)
+class InboxItem:
+    delivery: Delivery
+    document: Document
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    items: list[InboxItem]
+    next: str | None
+
+
+@dataclass(frozen=True)
+class AckResult:
+    delivery: Delivery
+    changed: bool
+
+
+def encode_cursor(delivery: Delivery) -> str:
+    raw = json.dumps([delivery.priority, delivery.created_at.isoformat(), delivery.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, datetime, str]:
+    try:
+        if len(cursor) > 300:
+            raise ValueError("too long")
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        priority, created_at, delivery_id = raw
+        at = datetime.fromisoformat(created_at)
+        if not isinstance(priority, int) or not isinstance(delivery_id, str) or at.tzinfo is None:
+            raise ValueError("shape")
+        return priority, at, delivery_id
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InboxCursorInvalid() from exc
+
+
+class DeliveryService:
+    """Inbox, download, acknowledgement and re-queue; refusals of state changes are ledgered."""
+
+    def __init__(self, db: Database, blobs: BlobStore, key: GatewayKey) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.key = key
+
+    async def inbox(self, agency: Principal, cursor: str | None, limit: int) -> InboxPage:
+        code = agency.agency_code
+        assert code is not None
+        after = decode_cursor(cursor) if cursor else None
+        async with self.db.transaction() as session:
+            rows = await DeliveryRepository(session).inbox(code, after, limit + 1)
+        items = [InboxItem(d, doc) for d, doc in rows[:limit]]
+        return InboxPage(items, encode_cursor(items[-1].delivery) if len(rows) > limit else None)
+
+    async def fetch(self, agency: Principal, delivery_id: str) -> tuple[Delivery, Document]:
+        """The recipient downloads: ``pending`` → ``fetched`` (ledgered) the first time."""
+        async with self.db.transaction() as session:
+            delivery, document = await self._own(session, agency, delivery_id)
+            repo = DeliveryRepository(session)
+            if delivery.state == "pending" and await repo.move(delivery.id, ("pending",), _now(), state="fetched"):
+                await _append(session, "delivery.fetched", agency.actor, delivery, document, {"mode": "pull"})
+                fresh = await repo.get(delivery.id)
+                assert fresh is not None
+                delivery = fresh
+        return delivery, document
+
+    async def ack(self, agency: Principal, delivery_id: str, result: str, reason: str | None) -> AckResult:
+        try:
+            return await self._ack(agency, delivery_id, result, reason)
+        except GatewayError as error:
+            await self.record_refusal(agency, "ack", delivery_id, error)
+            raise
+
+    async def _ack(self, agency: Principal, delivery_id: str, result: str, reason: str | None) -> AckResult:
+        received_at = _now()  # the instant the acknowledgement arrived: the received instant (Điều 11.2)
+        async with self.db.transaction() as session:
+            delivery, document = await self._own(session, agency, delivery_id)
+            answer = self._settled(delivery, result)
+            if answer is not None:
+                return answer
+            recipient_name = (await DeliveryRepository(session).agencies([delivery.recipient]))[delivery.recipient].name
+        arrival: bytes | None = None
+        if result == "done" and document.kind == "document":
+            arrival = await asyncio.to_thread(build_arrival, original_of(document), delivery.recipient,
+                                              recipient_name, received_at, self.key.private_key,
+                                              self.key.certificate)
+            self.blobs.put(arrival)
+        async with self.db.transaction() as session:
+            repo = DeliveryRepository(session)
+            if result == "done":
+                moved = await repo.move(delivery.id, ("fetched",), received_at, state="delivered",
+                                        received_at=received_at)
+            else:
+                moved = await repo.move(delivery.id, ("fetched",), received_at, state="failed",
+                                        last_error=_short(reason or ""))
+            if not moved:  # a concurrent acknowledgement won: answer as the second of the two
+                fresh, _ = await self._own(session, agency, delivery_id)
+                answer = self._settled(fresh, result)
+                if answer is None:
+                    raise AckConflict()
+                return answer
+            if result == "done":
+                await _append(session, "delivery.delivered", agency.actor, delivery, document,
+                              {"mode": "pull", "received_at": received_at.isoformat()})
+                if arrival is not None:
+                    await record_arrival(session, original_of(document), delivery.recipient, received_at, arrival,
+                                         self.key.certificate, delivery_id=delivery.id)
+            else:
+                await _append(session, "delivery.failed", agency.actor, delivery, document,
+                              {"mode": "pull", "reason": _short(reason or "", 500)})
+            updated = await repo.get(delivery.id)
+            assert updated is not None
+        if result == "done":
+            metrics.DELIVERED.labels(mode="pull").inc()
+        return AckResult(updated, True)
+
+    @staticmethod
+    def _settled(delivery: Delivery, result: str) -> AckResult | None:
+        """The answer when no transition is needed (idempotent repeat), or a refusal; None: go on."""
+        wanted = "delivered" if result == "done" else "failed"
+        if delivery.state == wanted:
+            return AckResult(delivery, False)
+        if delivery.state in ("delivered", "failed"):
+            raise AckConflict(f"the delivery is already {delivery.state}")
+        if delivery.state != "fetched":
+            raise DeliveryNotFetched()
+        return None
+
+    async def requeue(self, operator: Principal, delivery_id: str, reason: str | None) -> Delivery:
+        try:
+            return await self._requeue(operator, delivery_id, reason)
+        except GatewayError as error:
+            await self.record_refusal(operator, "retry", delivery_id, error)
+            raise
+
+    async def _requeue(self, operator: Principal, delivery_id: str, reason: str | None) -> Delivery:
+        now = _now()
+        async with self.db.transaction() as session:
+            repo = DeliveryRepository(session)
+            found = await repo.with_document(delivery_id)
+            if found is None:
+                raise DeliveryNotFound()
+            delivery, document, agency = found
+            if delivery.state not in ("dead", "failed"):
+                raise DeliveryNotRetryable(f"the delivery is {delivery.state}")
+            # The register may have changed since (e.g. a broken endpoint replaced by pull): follow it.
+            mode = agency.delivery_mode
+            if not await repo.move(delivery.id, (delivery.state,), now, state="pending", mode=mode, attempts=0,
+                                   next_attempt_at=now if mode == "push" else None, requeued_at=now,
+                                   lease_owner=None, lease_until=None):
+                raise DeliveryNotRetryable("the delivery changed meanwhile")
+            details: dict[str, Any] = {"from_state": delivery.state, "mode": mode}
+            if reason:
+                details["reason"] = _short(reason, 500)
+            await _append(session, "delivery.requeued", operator.actor, delivery, document, details)
+            fresh = await repo.get(delivery.id)
+            assert fresh is not None
+            return fresh
+
+    async def _own(self, session: AsyncSession, agency: Principal, delivery_id: str) -> tuple[Delivery, Document]:
+        found = await DeliveryRepository(session).with_document(delivery_id)
+        # Another agency's delivery answers exactly like a missing one.
+        if found is None or found[0].recipient != agency.agency_code or found[0].mode != "pull":
+            raise DeliveryNotFound()
+        return found[0], found[1]
+
+    async def record_refusal(self, principal: Principal, action: str, delivery_id: str, error: GatewayError) -> None:
+        async with self.db.transaction() as session:
+            await ledger.append(
+                session, type="delivery.refused", actor=principal.actor, sender=principal.agency_code,
+                details={"action": action, "rule": error.slug, "status": error.status,
+                         "delivery": delivery_id or None},
+            )

@@ -1,0 +1,287 @@
+"""The push worker: claims due deliveries, posts them outside any transaction, records each answer.
+
+Runs inside ``gateway serve`` (the lifespan starts one when ``run_workers`` is on) and as ``gateway
+worker`` processes; any number of them can share one PostgreSQL (claims use ``FOR UPDATE SKIP LOCKED``)
+or one SQLite file (one writer at a time). Each worker keeps up to ``worker_concurrency`` attempts in
+flight, claims as many as it has free slots, most urgent first, and sleeps ``worker_poll_seconds`` when
+there is nothing due.
+
+One attempt:
+
+1. claim (a short transaction): the row becomes ``in_flight`` with a lease (``lease_owner`` = this worker,
+   ``lease_until`` = now + ``lease_seconds``), ``attempts`` + 1, ledger ``delivery.in_flight``;
+2. read the original bytes from the blob store and POST them (no transaction open); while the request
+   runs, the lease is renewed every third of ``lease_seconds``;
+3. for a 2xx, build and sign the automatic status 01 (still no transaction), store it as a blob;
+4. record the outcome (a short transaction) only if the lease is still this worker's: ``delivered``
+   (+ the 01 routed to the sender), ``retry_wait`` or ``dead``, each with its ledger entry.
+
+A worker killed anywhere in between leaves at most a row ``in_flight`` whose lease then expires; the
+next claim takes it again (the ledger names the worker it was taken from). The recipient may so get the
+same delivery twice (at least once; the delivery id and gateway document id are the idempotency keys),
+but only one outcome is ever recorded: exactly one ``delivery.delivered`` per document and recipient.
+An unexpected error inside an attempt counts as a transient failure of that attempt, so it is bounded
+by the same attempts and age as a recipient's failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from gateway.blobs import BlobStore
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.logs import get_logger
+from gateway.signing import GatewayKey
+
+from . import metrics
+from .backoff import Policy, decide_failure
+from .body import delivery_body
+from .push import PushResult, push
+from .repository import Job
+from .routing import build_arrival
+from .service import PushTransitions, original_of_job
+
+_log = get_logger("gateway.delivery")
+
+
+def worker_id() -> str:
+    """``host:pid:random``: unique per worker, readable in the ledger."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class DeliveryWorker:
+    def __init__(self, db: Database, blobs: BlobStore, key: GatewayKey, settings: Settings,
+                 *, owner: str | None = None, client: httpx.AsyncClient | None = None) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.key = key
+        self.settings = settings
+        self.owner = owner or worker_id()
+        self.concurrency = max(1, settings.worker_concurrency)
+        self.lease = timedelta(seconds=max(settings.lease_seconds, 1.0))
+        self.policy = Policy(
+            max_attempts=max(1, settings.delivery_max_attempts),
+            max_age=timedelta(seconds=settings.delivery_max_age_seconds),
+            base=settings.delivery_backoff_base_seconds,
+            cap=settings.delivery_backoff_cap_seconds,
+        )
+        self._client = client
+        self._own_client = client is None
+        self._active: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency),
+                trust_env=False,
+            )
+        self._task = asyncio.create_task(self.run(), name=f"delivery-worker {self.owner}")
+        _log.info("delivery worker started", worker=self.owner, concurrency=self.concurrency)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let attempts in flight finish for up to ``grace`` seconds, then cancel the rest
+        (their leases expire and another worker takes them)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._active:
+            _done, pending = await asyncio.wait(set(self._active), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        _log.info("delivery worker stopped", worker=self.owner)
+
+    def notify(self) -> None:
+        """Claim now rather than at the next poll (e.g. just after intake)."""
+        self._wake.set()
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._active)
+            claimed = 0
+            if free > 0:
+                try:
+                    jobs = await self.claim(free)
+                    failures = 0
+                except Exception as exc:  # the database is down or locked too long: wait, then try again
+                    failures += 1
+                    _log.error("delivery claim failed", worker=self.owner, error_type=type(exc).__name__,
+                               error=str(exc)[:300])
+                    jobs = []
+                for job in jobs:
+                    task = asyncio.create_task(self.attempt(job), name=f"delivery {job.delivery_id}")
+                    self._active.add(task)
+                    task.add_done_callback(self._finished)
+                claimed = len(jobs)
+            if claimed and claimed == free:
+                continue  # a full batch: there may be more due right now
+            self._wake.clear()
+            timeout = self.settings.worker_poll_seconds * (min(2**failures, 60) if failures else 1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._active.discard(task)
+        self._wake.set()
+
+    async def claim(self, limit: int) -> list[Job]:
+        async with self.db.transaction() as session:
+            return await PushTransitions(session).claim(self.owner, datetime.now(UTC), self.lease, limit)
+
+    async def run_once(self, limit: int | None = None) -> int:
+        """Claim what is due and finish every attempt before returning (tests, and one-shot tools)."""
+        temporary = self._client is None
+        if temporary:
+            self._client = httpx.AsyncClient(trust_env=False)
+        try:
+            jobs = await self.claim(limit or self.concurrency)
+            await asyncio.gather(*(self.attempt(job) for job in jobs))
+        finally:
+            if temporary and self._client is not None:
+                await self._client.aclose()
+                self._client = None
+        return len(jobs)
+
+    # -- one attempt -----------------------------------------------------------------------------------------
+
+    async def attempt(self, job: Job) -> None:
+        try:
+            await self._attempt(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the lease expires and the delivery is claimed again
+            _log.error("delivery attempt could not be recorded", worker=self.owner, delivery=job.delivery_id,
+                       error_type=type(exc).__name__, error=str(exc)[:300])
+
+    async def _attempt(self, job: Job) -> None:
+        if job.endpoint is None:
+            await self._record_dead(job, "no-endpoint", "the recipient has no push endpoint in the register", None)
+            return
+        keeper = asyncio.create_task(self._keep_lease(job))
+        try:
+            result = await self._post(job)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        metrics.LATENCY.observe(result.duration)
+        if result.outcome == "delivered":
+            arrival: bytes | None = None
+            if job.kind == "document":
+                arrival = await asyncio.to_thread(
+                    build_arrival, original_of_job(job), job.recipient, job.recipient_name, result.received_at,
+                    self.key.private_key, self.key.certificate,
+                )
+                await asyncio.to_thread(self.blobs.put, arrival)
+            async with self.db.transaction() as session:
+                recorded = await PushTransitions(session).delivered(
+                    job, result.received_at, result.http_status or 0, result.duration, arrival, self.key
+                )
+            self._count(recorded, "delivered")
+            if recorded:
+                metrics.DELIVERED.labels(mode="push").inc()
+        elif result.outcome == "retry":
+            decision = decide_failure(attempt=job.attempt, window_start=job.window_start, now=datetime.now(UTC),
+                                      policy=self.policy, retry_after=result.retry_after)
+            if decision.dead:
+                await self._record_dead(job, decision.reason or "attempts-exhausted", result.error,
+                                        result.http_status)
+            else:
+                async with self.db.transaction() as session:
+                    recorded = await PushTransitions(session).retry(job, decision, result.error, result.http_status)
+                self._count(recorded, "retry")
+        else:
+            await self._record_dead(job, "refused", result.error, result.http_status)
+        _log.info("delivery attempt", worker=self.owner, delivery=job.delivery_id, attempt=job.attempt,
+                  outcome=result.outcome, http_status=result.http_status, error=result.error)
+
+    async def _post(self, job: Job) -> PushResult:
+        assert self._client is not None
+        try:
+            envelope = await asyncio.to_thread(self.blobs.read, job.envelope_sha256)
+            body = await asyncio.to_thread(delivery_body, envelope, job.multipart, self.blobs, job.delivery_id)
+        except (OSError, ValueError) as exc:
+            now = datetime.now(UTC)
+            return PushResult("retry", None, f"gateway error reading the stored bytes ({type(exc).__name__})",
+                              None, now, 0.0)
+        return await push(self._client, job, body, self.key, self.settings.delivery_timeout_seconds)
+
+    async def _record_dead(self, job: Job, reason: str, error: str, http_status: int | None) -> None:
+        async with self.db.transaction() as session:
+            recorded = await PushTransitions(session).dead(job, reason, error, http_status)
+        self._count(recorded, "dead")
+        if recorded:
+            metrics.DEAD.labels(reason=reason).inc()
+            _log.warning("delivery dead", worker=self.owner, delivery=job.delivery_id, recipient=job.recipient,
+                         reason=reason, error=error)
+
+    def _count(self, recorded: bool, outcome: str) -> None:
+        metrics.ATTEMPTS.labels(outcome=outcome if recorded else "lease-lost").inc()
+        if not recorded:
+            _log.warning("delivery lease lost; outcome not recorded", worker=self.owner, outcome=outcome)
+
+    async def _keep_lease(self, job: Job) -> None:
+        interval = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self.db.transaction() as session:
+                    if not await PushTransitions(session).renew(job, datetime.now(UTC) + self.lease):
+                        return
+            except Exception as exc:  # the attempt goes on; at worst the lease lapses and it is sent again
+                _log.warning("delivery lease renewal failed", worker=self.owner, delivery=job.delivery_id,
+                             error_type=type(exc).__name__)
+
+
+async def run_workers(settings: Settings, db: Database, blobs: BlobStore, key: GatewayKey) -> None:
+    """``gateway worker``: one worker until SIGTERM or SIGINT, then a graceful stop."""
+    worker = DeliveryWorker(db, blobs, key, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.start()
+    try:
+        await stop.wait()
+    finally:
+        await worker.stop()
+
+
+@contextlib.asynccontextmanager
+async def delivery_workers(
+    settings: Settings, db: Database, blobs: BlobStore, key: GatewayKey
+) -> AsyncIterator[DeliveryWorker | None]:
+    """The in-process worker of ``gateway serve`` (None when ``run_workers`` is off)."""
+    if not settings.run_workers:
+        yield None
+        return
+    worker = DeliveryWorker(db, blobs, key, settings)
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()

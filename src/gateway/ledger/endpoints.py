@@ -1,0 +1,237 @@
+"""``/v1/ledger`` (query, CSV export, verify, checkpoints) and ``/v1/reports/monthly``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from gateway.auth.principal import Principal
+from gateway.db import Database
+from gateway.deps import CurrentOperator, CurrentPrincipal, DatabaseDep, GatewayKeyDep, SessionDep
+from gateway.ledger.chain import format_instant
+from gateway.ledger.errors import CheckpointNotFound, LedgerFilterInvalid, ReportMonthInvalid
+from gateway.ledger.models import LedgerEntry
+from gateway.ledger.query import (
+    LedgerFilter,
+    Visibility,
+    decode_cursor,
+    encode_cursor,
+    parse_filter,
+    parse_limit,
+)
+from gateway.ledger.report import Month, monthly_report
+from gateway.ledger.repository import CheckpointRepository, LedgerRepository
+from gateway.ledger.schemas import (
+    CheckpointOut,
+    CheckpointPage,
+    LedgerEntryOut,
+    LedgerPage,
+    MonthlyReportOut,
+    VerifyOut,
+)
+from gateway.ledger.verify import LedgerVerifier, signed
+from gateway.problem_handlers import problems
+from gateway.problems import Forbidden, Unauthenticated
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+reports_router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+CSV_COLUMNS = ("seq", "recorded_at", "type", "actor", "document", "document_id", "sender", "recipient", "details",
+               "prev_hash", "hash")
+_CSV_BATCH = 1000
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _visibility(principal: Principal) -> Visibility:
+    return Visibility(agency=principal.name) if principal.kind == "agency" else Visibility()
+
+
+def _wants_csv(accept: str | None) -> bool:
+    """True when ``text/csv`` is preferred over JSON by the Accept header's q-values (JSON wins ties)."""
+    if not accept:
+        return False
+    best = {"json": -1.0, "csv": -1.0}
+    for part in accept.split(",")[:32]:
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.strip().lower()
+        if media in ("text/csv", "text/*"):
+            best["csv"] = max(best["csv"], q)
+        if media in ("application/json", "application/*", "*/*"):
+            best["json"] = max(best["json"], q)
+    return best["csv"] > 0 and best["csv"] > best["json"]
+
+
+def _csv_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _csv_row(entry: LedgerEntry) -> list[object]:
+    return [
+        entry.seq, format_instant(entry.recorded_at), _csv_cell(entry.type), _csv_cell(entry.actor),
+        _csv_cell(entry.document), _csv_cell(entry.document_id), _csv_cell(entry.sender),
+        _csv_cell(entry.recipient), _csv_cell(entry.details), entry.prev_hash, entry.hash,
+    ]
+
+
+async def _csv_stream(db: Database, flt: LedgerFilter, visibility: Visibility, after: int | None) -> AsyncIterator[str]:
+    """Every matching entry up to the head as it was when the export began, a batch per short transaction."""
+    async with db.sessionmaker() as session:
+        upto = await LedgerRepository(session).size() - 1
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    yield buffer.getvalue()
+    while True:
+        async with db.sessionmaker() as session:
+            entries = await LedgerRepository(session).page(flt, visibility, after=after, limit=_CSV_BATCH, upto=upto)
+        if not entries:
+            return
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows(_csv_row(e) for e in entries)
+        yield buffer.getvalue()
+        if len(entries) < _CSV_BATCH:
+            return
+        after = entries[-1].seq
+
+
+_CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "a page of entries (JSON), or with `Accept: text/csv` every matching entry from the cursor on "
+                       "(`limit` does not apply), streamed; cells that a spreadsheet would run as a formula are "
+                       "prefixed with `'`",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get(
+    "",
+    response_model=LedgerPage,
+    responses={**problems(Unauthenticated, LedgerFilterInvalid), **_CSV_RESPONSE},
+)
+async def list_entries(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    db: DatabaseDep,
+    agency: Annotated[str | None, Query(description="agency code, as sender or recipient")] = None,
+    document: Annotated[str | None, Query(description="the gateway's document id")] = None,
+    document_id: Annotated[str | None, Query(description="the edXML DocumentId")] = None,
+    type_: Annotated[str | None, Query(alias="type", description="an event type")] = None,
+    from_: Annotated[str | None, Query(alias="from", description="RFC 3339 instant with offset, inclusive")] = None,
+    to: Annotated[str | None, Query(description="RFC 3339 instant with offset, exclusive")] = None,
+    cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
+    limit: Annotated[str | None, Query(description="entries per page, 1 to 1000 (default 100)")] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Any:
+    """The ledger in seq order, filtered, with keyset pagination.
+
+    Operators see every entry. An agency sees the entries that name it as sender or recipient, and the
+    entries about documents it sent or received.
+    """
+    flt = parse_filter(agency=agency, document=document, document_id=document_id, type=type_, since=from_,
+                       until=to)
+    page_size = parse_limit(limit)
+    after = decode_cursor(cursor)
+    visibility = _visibility(principal)
+    if _wants_csv(accept):
+        return StreamingResponse(
+            _csv_stream(db, flt, visibility, after),
+            media_type=CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": 'attachment; filename="ledger.csv"'},
+        )
+    entries = await LedgerRepository(session).page(flt, visibility, after=after, limit=page_size + 1)
+    more = len(entries) > page_size
+    entries = entries[:page_size]
+    return LedgerPage(
+        items=[LedgerEntryOut.of(e) for e in entries],
+        next=encode_cursor(entries[-1].seq) if more and entries else None,
+    )
+
+
+@router.get("/verify", response_model=VerifyOut, responses=problems(Unauthenticated, Forbidden))
+async def verify_ledger(
+    operator: CurrentOperator,
+    db: DatabaseDep,
+    key: GatewayKeyDep,
+    from_: Annotated[
+        Literal["genesis", "checkpoint"],
+        Query(alias="from", description="genesis: recompute every entry; checkpoint: from the last good checkpoint"),
+    ] = "genesis",
+) -> VerifyOut:
+    """Recompute the hash chain and check every signed checkpoint with the gateway certificate.
+
+    A broken ledger is still a 200 answer: ``ok`` false, the first bad entry in ``first_bad_seq``.
+    """
+    report = await LedgerVerifier(db, key.certificate).run(from_)
+    return VerifyOut.of(report)
+
+
+@router.get(
+    "/checkpoints",
+    response_model=CheckpointPage,
+    responses=problems(Unauthenticated, LedgerFilterInvalid),
+)
+async def list_checkpoints(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
+    limit: Annotated[str | None, Query(description="checkpoints per page, 1 to 1000 (default 100)")] = None,
+) -> CheckpointPage:
+    """Signed checkpoints, oldest first: verify them offline with ``GET /v1/gateway/certificate``.
+
+    Any authenticated caller may read them: a checkpoint reveals the ledger's size and head hash only.
+    """
+    page_size = parse_limit(limit)
+    after = decode_cursor(cursor)
+    rows = await CheckpointRepository(session).page(after, page_size + 1)
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    return CheckpointPage(
+        items=[CheckpointOut.of(signed(r)) for r in rows],
+        next=encode_cursor(rows[-1].size) if more and rows else None,
+    )
+
+
+@router.get(
+    "/checkpoints/latest",
+    response_model=CheckpointOut,
+    responses=problems(Unauthenticated, CheckpointNotFound),
+)
+async def latest_checkpoint(principal: CurrentPrincipal, session: SessionDep) -> CheckpointOut:
+    row = await CheckpointRepository(session).latest()
+    if row is None:
+        raise CheckpointNotFound("no checkpoint has been signed yet")
+    return CheckpointOut.of(signed(row))
+
+
+@reports_router.get(
+    "/monthly",
+    response_model=MonthlyReportOut,
+    responses=problems(Unauthenticated, Forbidden, ReportMonthInvalid),
+)
+async def report_monthly(
+    operator: CurrentOperator,
+    session: SessionDep,
+    month: Annotated[str, Query(description="YYYY-MM, a calendar month in Asia/Ho_Chi_Minh", examples=["2026-11"])],
+) -> MonthlyReportOut:
+    """The Điều 15.11 figures per agency for one month (see ``gateway.ledger.report`` for each figure)."""
+    report = await monthly_report(session, Month.parse(month))
+    return MonthlyReportOut.of(report)

@@ -1,0 +1,183 @@
+"""The ledger's JSON shapes. Names are part of the HTTP contract (DESIGN.md): add fields, never rename."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from gateway.ledger.chain import format_instant
+from gateway.ledger.checkpoint import SignedCheckpoint
+from gateway.ledger.models import LedgerEntry
+from gateway.ledger.report import TIMEZONE_NAME, Figures, MonthlyReport
+from gateway.ledger.verify import VerifyReport
+
+Instant = Annotated[
+    str,
+    Field(
+        json_schema_extra={"format": "date-time"},
+        examples=["2026-11-22T03:04:05.123456Z"],
+        description="RFC 3339, UTC, always six digits of microseconds: the exact form the hash covers",
+    ),
+]
+Hash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, lowercase hex")]
+
+
+def _details(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        return value
+    # Never written by the gateway (details are canonical JSON objects); shown as stored, and verification
+    # will name the entry.
+    return {"_unreadable": text}
+
+
+class LedgerEntryOut(BaseModel):
+    seq: int
+    recorded_at: Instant
+    type: str = Field(description="an event type from gateway.ledger.events")
+    actor: str = Field(description="agency:<code>, operator:<name>, console:<user> or gateway")
+    document: str | None = Field(description="the gateway's document id")
+    document_id: str | None = Field(description="the edXML DocumentId")
+    sender: str | None
+    recipient: str | None
+    details: dict[str, Any] = Field(description="the details object (hashed as its canonical JSON)")
+    prev_hash: Hash
+    hash: Hash
+
+    @classmethod
+    def of(cls, entry: LedgerEntry) -> LedgerEntryOut:
+        return cls(
+            seq=entry.seq,
+            recorded_at=format_instant(entry.recorded_at),
+            type=entry.type,
+            actor=entry.actor,
+            document=entry.document,
+            document_id=entry.document_id,
+            sender=entry.sender,
+            recipient=entry.recipient,
+            details=_details(entry.details),
+            prev_hash=entry.prev_hash,
+            hash=entry.hash,
+        )
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerEntryOut]
+    next: str | None = Field(description="opaque cursor for the next page (`cursor=`), null on the last page")
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    size: int = Field(description="entries from genesis that verified; the ledger's length when ok")
+    first_bad_seq: int | None = Field(description="the first entry that does not verify, null when ok (or when "
+                                                  "only a checkpoint is at fault: see bad_checkpoint)")
+    reason: str | None
+    mode: str = Field(description="genesis: every entry recomputed; checkpoint: from the last good checkpoint")
+    verified_from: int = Field(description="the seq recomputation started at")
+    checkpoints_checked: int = Field(description="checkpoints whose signature and head checked out")
+    bad_checkpoint: int | None = Field(description="size of the checkpoint at fault, if one is")
+    latest_checkpoint: int | None
+
+    @classmethod
+    def of(cls, report: VerifyReport) -> VerifyOut:
+        return cls(
+            ok=report.ok,
+            size=report.size,
+            first_bad_seq=report.first_bad_seq,
+            reason=report.reason,
+            mode=report.mode,
+            verified_from=report.verified_from,
+            checkpoints_checked=report.checkpoints_checked,
+            bad_checkpoint=report.bad_checkpoint,
+            latest_checkpoint=report.latest_checkpoint,
+        )
+
+
+class CheckpointOut(BaseModel):
+    size: int = Field(description="entries covered: seq 0 … size-1")
+    head_hash: Hash = Field(description="hash of entry size-1")
+    signed_at: Instant
+    algorithm: str = Field(examples=["rsa-pkcs1v15-sha256"],
+                           description="rsa-pkcs1v15-sha256 | ecdsa-p256-sha256 | ecdsa-p384-sha384 | ed25519")
+    signature: str = Field(description="base64 (RFC 4648 §4) signature over `statement`")
+    certificate_sha256: Hash = Field(description="SHA-256 of the DER of the signing certificate "
+                                                 "(GET /v1/gateway/certificate)")
+    statement: str = Field(description="the exact signed text (UTF-8 = ASCII), rebuilt from the fields above: "
+                                       "'gateway-ledger-checkpoint/v1\\nsize <size>\\nhead <head_hash>\\n"
+                                       "time <signed_at>\\n'")
+
+    @classmethod
+    def of(cls, checkpoint: SignedCheckpoint) -> CheckpointOut:
+        return cls(
+            size=checkpoint.size,
+            head_hash=checkpoint.head_hash,
+            signed_at=format_instant(checkpoint.signed_at),
+            algorithm=checkpoint.algorithm,
+            signature=checkpoint.signature,
+            certificate_sha256=checkpoint.certificate_sha256,
+            statement=checkpoint.statement.decode("ascii"),
+        )
+
+
+class CheckpointPage(BaseModel):
+    items: list[CheckpointOut]
+    next: str | None
+
+
+class FiguresOut(BaseModel):
+    sent: int
+    received: int
+    delivered: int
+    dead: int
+    signed_xml: int
+    signed_pdf: int
+    signed_xml_share: float | None
+    signed_pdf_share: float | None
+    delivery_seconds_median: float | None
+    delivery_seconds_p95: float | None
+    status_06: int
+
+    @classmethod
+    def fields_of(cls, f: Figures) -> dict[str, Any]:
+        return {
+            "sent": f.sent, "received": f.received, "delivered": f.delivered, "dead": f.dead,
+            "signed_xml": f.signed_xml, "signed_pdf": f.signed_pdf, "signed_xml_share": f.signed_xml_share,
+            "signed_pdf_share": f.signed_pdf_share, "delivery_seconds_median": f.delivery_seconds_median,
+            "delivery_seconds_p95": f.delivery_seconds_p95, "status_06": f.status_06,
+        }
+
+
+class AgencyFiguresOut(FiguresOut):
+    code: str
+    name: str
+
+
+class MonthlyReportOut(BaseModel):
+    month: str = Field(examples=["2026-11"])
+    timezone: str = Field(examples=[TIMEZONE_NAME], description="the month's boundaries are local to this zone")
+    start: datetime = Field(description="first instant of the month (inclusive)")
+    end: datetime = Field(description="first instant after the month (exclusive)")
+    generated_at: datetime
+    agencies: list[AgencyFiguresOut]
+    totals: FiguresOut
+
+    @classmethod
+    def of(cls, report: MonthlyReport) -> MonthlyReportOut:
+        return cls(
+            month=str(report.month),
+            timezone=TIMEZONE_NAME,
+            start=report.month.start,
+            end=report.month.end,
+            generated_at=report.generated_at,
+            agencies=[
+                AgencyFiguresOut(code=a.code, name=a.name, **FiguresOut.fields_of(a.figures))
+                for a in report.agencies
+            ],
+            totals=FiguresOut(**FiguresOut.fields_of(report.totals)),
+        )
