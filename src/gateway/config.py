@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = 64 * 1024 * 1024
     max_total_attachment_bytes: int = 8 * 1024 * 1024 * 1024
 
+    # Mutual TLS through a trusted reverse proxy: the proxy terminates TLS, checks the client certificate
+    # and passes it URL-encoded (nginx: $ssl_client_escaped_cert) in this header. The header is believed
+    # only from these peer addresses; from anyone else it is ignored.
+    trusted_proxies: list[str] = []
+    client_cert_header: str = "X-Client-Cert"
+
     # Per-agency request rate (``limits`` notation, e.g. "600/minute"); empty string = no limit.
     agency_rate_limit: str = "1200/minute"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -48,17 +49,36 @@ GatewayKeyDep = Annotated[GatewayKey, Depends(get_gateway_key)]
 _bearer = HTTPBearer(auto_error=False, description="an agency or operator token issued by an admin")
 
 
+def _proxied_client_certificate(request: Request) -> str | None:
+    """The client certificate a trusted reverse proxy verified and passed on, or None.
+
+    Believed only when the direct peer is one of ``settings.trusted_proxies``: anyone else could write the
+    header themselves.
+    """
+    settings: Settings = request.app.state.settings
+    value = request.headers.get(settings.client_cert_header)
+    if not value or request.client is None or request.client.host not in settings.trusted_proxies:
+        return None
+    pem = unquote(value)
+    return pem if "-----BEGIN CERTIFICATE-----" in pem else None
+
+
 async def current_principal(
     request: Request,
     db: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    client_pem = _proxied_client_certificate(request)
+    if (credentials is None or credentials.scheme.lower() != "bearer") and client_pem is None:
         raise Unauthenticated()
     # A transaction of its own, ended before the endpoint runs: on SQLite every transaction holds the
     # single writer lock, and the endpoint's own transactions must not wait behind this one.
     async with db.transaction() as session:
-        principal = await AuthService(session).authenticate(credentials.credentials)
+        if credentials is not None and credentials.scheme.lower() == "bearer":
+            principal = await AuthService(session).authenticate(credentials.credentials)
+        else:
+            assert client_pem is not None
+            principal = await AuthService(session).authenticate_certificate(client_pem)
     request.state.principal = principal
     limiter: AgencyRateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None and principal.kind == "agency":

@@ -74,6 +74,29 @@ class AuthService:
         await self.repo.add(row)
         return row.id, token
 
+    async def authenticate_certificate(self, pem: str) -> Principal:
+        """The agency whose registered certificate this is (mutual TLS); fails closed like a token."""
+        from cryptography import x509
+
+        from gateway.agency.certificates import certificate_sha256
+
+        try:
+            cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise Unauthenticated("the client certificate is not readable") from exc
+        registered = await AgencyRepository(self.session).certificate(certificate_sha256(cert))
+        now = datetime.now(UTC)
+        if registered is None or registered.revoked_at is not None or not (
+            registered.not_before <= now < registered.not_after
+        ):
+            raise Unauthenticated("the client certificate is not a registered, valid certificate")
+        agency = await AgencyRepository(self.session).get(registered.agency_code)
+        if agency is None:
+            raise Unauthenticated()
+        if not agency.active:
+            raise AgencySuspended()
+        return Principal(kind="agency", name=agency.code)
+
     async def authenticate(self, token: str) -> Principal:
         """The caller behind a bearer token; fails closed on anything unknown, revoked or suspended."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
