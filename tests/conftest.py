@@ -11,6 +11,7 @@ import itertools
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -61,17 +62,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> Iterator[str]:
-    """A fresh, migrated database for one test."""
-    if request.param == "sqlite":
-        target = tmp_path / "gateway.sqlite3"
-        shutil.copyfile(sqlite_template, target)
-        yield f"sqlite+aiosqlite:///{target}"
-        return
-    server: PostgresServer | None = request.getfixturevalue("postgres")
+@contextmanager
+def _fresh_postgres_database(server: PostgresServer | None) -> Iterator[str]:
+    """A new PostgreSQL database copied from the migrated template, dropped afterwards."""
     if server is None:
         pytest.skip("no PostgreSQL binaries on this machine (CI sets GATEWAY_TEST_REQUIRE_POSTGRES=1)")
     name = f"t_{os.getpid()}_{next(_counter)}"
@@ -82,17 +75,25 @@ def db_url(
         server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    if request.param == "sqlite":
+        target = tmp_path / "gateway.sqlite3"
+        shutil.copyfile(sqlite_template, target)
+        yield f"sqlite+aiosqlite:///{target}"
+        return
+    with _fresh_postgres_database(request.getfixturevalue("postgres")) as url:
+        yield url
+
+
 @pytest.fixture
 def pg_url(postgres: PostgresServer | None) -> Iterator[str]:
     """A fresh PostgreSQL database, for the few behaviours only PostgreSQL has (TRUNCATE, SKIP LOCKED)."""
-    if postgres is None:
-        pytest.skip("no PostgreSQL binaries on this machine (CI sets GATEWAY_TEST_REQUIRE_POSTGRES=1)")
-    name = f"t_{os.getpid()}_{next(_counter)}"
-    postgres.psql(f"CREATE DATABASE {name} TEMPLATE gw_template")
-    try:
-        yield postgres.url(name)
-    finally:
-        postgres.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with _fresh_postgres_database(postgres) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
