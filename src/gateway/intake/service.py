@@ -256,13 +256,7 @@ class IntakeService:
                        pdf_signature=pdf_states.get(a.content_id))
             for i, a in enumerate(envelope.attachments)
         ]
-        rows += [
-            Delivery(id=str(uuid.uuid4()), document=document_uuid, recipient=r.code, mode=r.delivery_mode,
-                     state="pending", priority=meta.priority, created_at=now, updated_at=now, attempts=0,
-                     next_attempt_at=now if r.delivery_mode == "push" else None, lease_owner=None,
-                     lease_until=None, last_error=None, received_at=None)
-            for r in recipients
-        ]
+        rows += new_deliveries(document_uuid, recipients, meta.priority, now)
         repo = DocumentRepository(session)
         # The document row goes first: attachments and deliveries reference it.
         repo.add_all(rows[:1])
