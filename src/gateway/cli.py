@@ -22,6 +22,7 @@ from gateway.agency.schemas import AgencyCreate, AgencyUpdate, PullDelivery, Pus
 from gateway.agency.service import AgencyService
 from gateway.auth.principal import console_principal
 from gateway.auth.service import AuthService
+from gateway.client.cli import register_client_commands
 from gateway.config import Settings
 from gateway.db import create_database
 from gateway.db.migrate import upgrade_sync
@@ -385,6 +386,7 @@ def operator_create(
 
 
 # The agency-side commands (send, inbox, fetch, ack, status, document, keys, demo) after the console ones.
+register_client_commands(app)
 
 
 def main() -> None:
