@@ -7,7 +7,8 @@ migrations, and fills it with COPY: agencies, documents, deliveries and N valid 
 process, against the real app (ASGI, no network):
 
 - verify rate: ``LedgerVerifier.run("genesis")`` (what ``GET /v1/ledger/verify`` and ``gateway ledger
-  verify`` run), three times; entries per second;
+  verify`` run), five times; entries per second, each run, the median and the best (on a shared machine
+  the best says what the code does, the median what the machine let it do: the load average is printed);
 - query latency: ``GET /v1/ledger`` for each filter, ``--runs`` times with random values (random agency,
   document, window, cursor ...), as an operator or as an agency; p50, p95, max in milliseconds;
 - CSV export rate for one agency.
@@ -59,6 +60,7 @@ from pg import find_bindir, free_port  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "ledger.json"
 AGENCIES = 60
 CHECKPOINT_EVERY = 10_000
+VERIFY_RUNS = 5
 START = datetime(2026, 11, 1, tzinfo=UTC)
 STEP = timedelta(milliseconds=2500)  # a million entries over about a month
 LEDGER_COLUMNS = ["seq", "recorded_at", "type", "actor", "document", "document_id", "sender", "recipient", "details",
@@ -334,9 +336,10 @@ async def run(entries: int, runs: int, seed: int, keep: bool = False) -> dict[st
                     agency_tokens[code] = {"Authorization": f"Bearer {token}"}
             operator = {"Authorization": f"Bearer {operator_token}"}
 
+            out["load_average_before_verify"] = os.getloadavg()[0]
             verifier = LedgerVerifier(app.state.db, key.certificate)
             verify_runs = []
-            for _ in range(3):
+            for _ in range(VERIFY_RUNS):
                 t0 = time.perf_counter()
                 report = await verifier.run("genesis")
                 elapsed = time.perf_counter() - t0
@@ -346,12 +349,12 @@ async def run(entries: int, runs: int, seed: int, keep: bool = False) -> dict[st
                                     "checkpoints_checked": report.checkpoints_checked})
                 print(f"verify from genesis: {report.size:,} entries in {elapsed:.2f} s = "
                       f"{report.size / elapsed:,.0f} entries/s", flush=True)
-            t0 = time.perf_counter()
-            incremental = await verifier.run("checkpoint")
             out["verify"] = {"runs": verify_runs,
                              "median_rate": statistics.median(r["rate"] for r in verify_runs),
-                             "from_checkpoint_s": time.perf_counter() - t0,
-                             "from_checkpoint_ok": incremental.ok}
+                             "best_rate": max(r["rate"] for r in verify_runs)}
+            t0 = time.perf_counter()
+            incremental = await verifier.run("checkpoint")
+            out["verify_from_checkpoint"] = {"seconds": time.perf_counter() - t0, "ok": incremental.ok}
 
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway.bench") as client:
@@ -381,14 +384,16 @@ def print_table(out: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(width=120)
-    v = out["verify"]
     summary = Table("measure", "value", "target", title=f"ledger on PostgreSQL, {out['entries']:,} entries")
+    summary.add_row("machine", f"{os.cpu_count()} CPUs, load average {out['load_average_before_verify']:.2f} before "
+                    f"verify, {out['load_average_end']:.2f} at the end", "")
     summary.add_row("fill (COPY, indexes, VACUUM ANALYZE)", f"{out['fill_s']:.1f} s", "")
-    for i, r in enumerate(v["runs"], 1):
-        summary.add_row(f"verify from genesis, run {i}", f"{r['rate']:,.0f} entries/s ({r['seconds']:.2f} s)",
-                        "≥ 200,000/s")
-    summary.add_row("verify from genesis, median", f"{v['median_rate']:,.0f} entries/s", "≥ 200,000/s")
-    summary.add_row("verify from the last checkpoint", f"{v['from_checkpoint_s'] * 1000:.0f} ms", "")
+    v = out["verify"]
+    summary.add_row("verify from genesis: median (best)", f"{v['median_rate']:,.0f} ({v['best_rate']:,.0f}) entries/s",
+                    "≥ 200,000/s")
+    summary.add_row("  each run, entries/s", ", ".join(f"{r['rate']:,.0f}" for r in v["runs"]), "")
+    summary.add_row("verify from the last checkpoint", f"{out['verify_from_checkpoint']['seconds'] * 1000:.0f} ms",
+                    "")
     c = out["csv_export"]
     summary.add_row(f"CSV export, agency {c['agency']}", f"{c['rows']:,} rows, {c['rows_per_s']:,.0f} rows/s", "")
     console.print(summary)
@@ -408,6 +413,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the PostgreSQL running, to look at query plans")
     args = parser.parse_args()
     out = asyncio.run(run(args.entries, args.runs, args.seed, args.keep))
+    out["load_average_end"] = os.getloadavg()[0]
+    out["cpus"] = os.cpu_count()
     out["when"] = datetime.now(UTC).isoformat()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

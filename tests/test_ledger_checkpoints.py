@@ -118,7 +118,7 @@ async def test_checkpoint_comes_every_n_entries_or_t_seconds_and_never_when_idle
     assert await due(start + timedelta(seconds=1)) == 5  # five entries since genesis
     await append(db, 1)
     assert await due(start + timedelta(seconds=2)) is None
-    assert await due(start + timedelta(seconds=62)) == 6  # sixty seconds since the last checkpoint
+    assert await due(start + timedelta(minutes=10)) == 6  # more than sixty seconds since the last checkpoint
     assert await due(start + timedelta(hours=5)) is None  # idle: nothing new to vouch for
     assert await count_checkpoints(db) == 2
 
@@ -235,19 +235,31 @@ async def test_background_task_signs_while_the_gateway_runs_and_stops_with_it(
     db: Database = app.state.db
     running = settings.model_copy(update={"run_workers": True, "checkpoint_every_entries": 3,
                                           "checkpoint_every_seconds": 3600.0, "checkpoint_poll_seconds": 0.05})
-    async with checkpoint_task(db, app.state.gateway_key, running):
-        await append(db, 4)
+
+    async def head_size() -> int:
+        async with db.transaction() as session:
+            return int((await session.execute(select(func.max(LedgerEntry.seq)))).scalar_one()) + 1
+
+    async def signed_sizes(expected: int) -> list[int]:
         for _ in range(200):
-            if await count_checkpoints(db) >= 1:
-                break
+            async with db.transaction() as session:
+                sizes = list((await session.execute(select(LedgerCheckpoint.size).order_by(LedgerCheckpoint.size)))
+                             .scalars())
+            if len(sizes) >= expected:
+                return sizes
             await asyncio.sleep(0.05)
-        assert await count_checkpoints(db) == 1
-    tasks = [t for t in asyncio.all_tasks() if t.get_name() == "ledger-checkpoints"]
-    assert tasks == []
-    async with db.transaction() as session:
-        head = (await session.execute(select(func.max(LedgerEntry.seq)))).scalar_one()
-        cp = (await session.execute(select(LedgerCheckpoint))).scalar_one()
-    assert cp.size == head + 1
+        return sizes
+
+    await append(db, 4)
+    async with checkpoint_task(db, app.state.gateway_key, running):
+        assert await signed_sizes(1) == [await head_size()]  # due: more than 3 entries since genesis
+        await append(db, 2)
+        await asyncio.sleep(0.3)
+        assert await count_checkpoints(db) == 1  # two new entries: not due yet
+        await append(db, 1)
+        first = (await signed_sizes(1))[0]
+        assert await signed_sizes(2) == [first, first + 3]
+    assert [t for t in asyncio.all_tasks() if t.get_name() == "ledger-checkpoints"] == []
     # With workers off (the tests' default), no task runs at all.
     async with checkpoint_task(db, app.state.gateway_key, settings):
         assert [t for t in asyncio.all_tasks() if t.get_name() == "ledger-checkpoints"] == []

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -35,6 +36,7 @@ from gateway.agency.models import Agency
 from gateway.documents.models import Delivery, Document
 from gateway.envelope import Organ, ResponseFor, StatusSpec, build_status, envelope_sha256, sign
 from gateway.ledger import service as ledger
+from gateway.ledger.models import LedgerEntry
 from gateway.ledger.service import GATEWAY_ACTOR
 
 from .repository import DeliveryRepository
@@ -87,7 +89,19 @@ def build_arrival(original: Original, recipient: str, recipient_name: str | None
     return sign(xml, key, certificate)  # type: ignore[arg-type]  # the gateway key is RSA or EC
 
 
-async def record_arrival(
+@dataclass
+class PendingArrival:
+    """An automatic 01 stored and routed, its ledger entry not yet written (:func:`arrival_event`)."""
+
+    status_id: str
+    document: Document
+    rows: list[Delivery]
+    details: dict[str, Any]
+    original: Original
+    recipient: str
+
+
+async def prepare_arrival(
     session: AsyncSession,
     original: Original,
     recipient: str,
@@ -96,10 +110,12 @@ async def record_arrival(
     certificate: x509.Certificate,
     *,
     delivery_id: str,
-) -> str | None:
-    """Store and route the automatic 01 inside the caller's transaction; returns its id (None: not made).
+) -> PendingArrival | None:
+    """The automatic 01's status document and its deliveries (None: not made), not yet ledgered.
 
-    ``status_bytes`` must already be in the blob store.
+    ``status_bytes`` must already be in the blob store. The caller then appends its own ledger entry (the
+    delivered transition) and :func:`arrival_event` in one go, and calls :func:`arrival_ledgered`: rows
+    first, entries last, since the ledger head is locked from a transaction's first append to its commit.
     """
     repo = DeliveryRepository(session)
     if original.kind != "document" or await repo.status_exists(recipient, original.id, ARRIVED):
@@ -114,9 +130,30 @@ async def record_arrival(
         return None
 
 
+def arrival_event(pending: PendingArrival) -> ledger.Event:
+    """The 01's ledger entry, ``status.auto_arrived``, to append after the caller's own entry."""
+    return ledger.Event("status.auto_arrived", GATEWAY_ACTOR, document=pending.status_id,
+                        document_id=pending.original.document_id, sender=pending.recipient,
+                        recipient=pending.original.sender, details=pending.details)
+
+
+async def arrival_ledgered(session: AsyncSession, pending: PendingArrival, entry: LedgerEntry) -> str:
+    """The entry's instant is the 01's sent instant: onto its document and deliveries."""
+    document, rows = pending.document, pending.rows
+    document.sent_at = entry.recorded_at
+    document.ledger_seq = entry.seq
+    document.ledger_hash = entry.hash
+    for row in rows:
+        row.created_at = row.updated_at = entry.recorded_at
+        if row.next_attempt_at is not None:
+            row.next_attempt_at = entry.recorded_at
+    await session.flush()
+    return pending.status_id
+
+
 async def _store_arrival(session: AsyncSession, repo: DeliveryRepository, original: Original, recipient: str,
                          received_at: datetime, status_bytes: bytes, certificate: x509.Certificate,
-                         delivery_id: str) -> str:
+                         delivery_id: str) -> PendingArrival:
     now = received_at
     status_id = str(uuid.uuid4())
     digest = envelope_sha256(status_bytes)
@@ -134,20 +171,8 @@ async def _store_arrival(session: AsyncSession, repo: DeliveryRepository, origin
     rows = new_deliveries(status_id, list(targets.values()), original.priority, now)
     repo.add(rows)
     await session.flush()
-    entry = await ledger.append(
-        session, type="status.auto_arrived", actor=GATEWAY_ACTOR, document=status_id,
-        document_id=original.document_id, sender=recipient, recipient=original.sender,
-        details={"status_code": ARRIVED, "refers_to": original.id, "delivery": delivery_id,
-                 "received_at": received_at.isoformat(), "envelope_sha256": digest,
-                 "signed_by": "gateway", "signer_certificate": cert_sha,
-                 "routed_to": sorted(r.recipient for r in rows)},
-    )
-    document.sent_at = entry.recorded_at
-    document.ledger_seq = entry.seq
-    document.ledger_hash = entry.hash
-    for row in rows:
-        row.created_at = row.updated_at = entry.recorded_at
-        if row.next_attempt_at is not None:
-            row.next_attempt_at = entry.recorded_at
-    await session.flush()
-    return status_id
+    details = {"status_code": ARRIVED, "refers_to": original.id, "delivery": delivery_id,
+               "received_at": received_at.isoformat(), "envelope_sha256": digest,
+               "signed_by": "gateway", "signer_certificate": cert_sha,
+               "routed_to": sorted(r.recipient for r in rows)}
+    return PendingArrival(status_id, document, rows, details, original, recipient)

@@ -47,7 +47,7 @@ from . import metrics
 from .backoff import Decision
 from .errors import AckConflict, DeliveryNotFetched, DeliveryNotFound, DeliveryNotRetryable, InboxCursorInvalid
 from .repository import DeliveryRepository, Job
-from .routing import Original, build_arrival, record_arrival
+from .routing import Original, PendingArrival, arrival_event, arrival_ledgered, build_arrival, prepare_arrival
 
 
 def _now() -> datetime:
@@ -68,13 +68,26 @@ def original_of_job(job: Job) -> Original:
                     promulgation_date=job.promulgation_date, priority=job.priority)
 
 
-async def _append(session: AsyncSession, type: str, actor: str, delivery: Delivery | Job, document: Document | Job,
-                  details: dict[str, Any]) -> None:
+def _event(type: str, actor: str, delivery: Delivery | Job, document: Document | Job,
+           details: dict[str, Any]) -> ledger.Event:
     delivery_id = delivery.id if isinstance(delivery, Delivery) else delivery.delivery_id
     doc_id = document.id if isinstance(document, Document) else document.document
-    await ledger.append(session, type=type, actor=actor, document=doc_id, document_id=document.document_id,
-                        sender=document.sender, recipient=delivery.recipient,
-                        details={"delivery": delivery_id, **details})
+    return ledger.Event(type, actor, document=doc_id, document_id=document.document_id, sender=document.sender,
+                        recipient=delivery.recipient, details={"delivery": delivery_id, **details})
+
+
+async def _append(session: AsyncSession, type: str, actor: str, delivery: Delivery | Job, document: Document | Job,
+                  details: dict[str, Any]) -> None:
+    await ledger.append_many(session, [_event(type, actor, delivery, document, details)])
+
+
+async def _append_with_arrival(session: AsyncSession, event: ledger.Event, pending: PendingArrival | None) -> None:
+    """The delivered entry and, after it, the automatic 01's, in one INSERT."""
+    if pending is None:
+        await ledger.append_many(session, [event])
+        return
+    _delivered, arrived = await ledger.append_many(session, [event, arrival_event(pending)])
+    await arrival_ledgered(session, pending, arrived)
 
 
 # -- push: used by the worker, each call inside the worker's short transaction ---------------------------------
@@ -86,11 +99,14 @@ class PushTransitions:
 
     async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
         jobs = await self.repo.claim(owner, now, now + lease, limit)
+        events = []
         for job in jobs:
             details: dict[str, Any] = {"attempt": job.attempt, "worker": owner}
             if job.reclaimed_from is not None:
                 details["reclaimed_from"] = job.reclaimed_from
-            await _append(self.session, "delivery.in_flight", GATEWAY_ACTOR, job, job, details)
+            events.append(_event("delivery.in_flight", GATEWAY_ACTOR, job, job, details))
+        # One INSERT for the batch: the ledger head is locked from it to the commit.
+        await ledger.append_many(self.session, events)
         return jobs
 
     async def delivered(self, job: Job, received_at: datetime, http_status: int, duration: float,
@@ -99,13 +115,14 @@ class PushTransitions:
         if not await self.repo.finish(job, now, state="delivered", received_at=received_at, next_attempt_at=None,
                                       last_error=None):
             return False
-        await _append(self.session, "delivery.delivered", GATEWAY_ACTOR, job, job, {
+        # The 01's rows before either ledger entry: the head stays locked from the first append to the commit.
+        pending = None if arrival is None else await prepare_arrival(
+            self.session, original_of_job(job), job.recipient, received_at, arrival, key.certificate,
+            delivery_id=job.delivery_id)
+        await _append_with_arrival(self.session, _event("delivery.delivered", GATEWAY_ACTOR, job, job, {
             "mode": "push", "attempt": job.attempt, "http_status": http_status,
             "received_at": received_at.isoformat(), "duration_ms": round(duration * 1000, 1), "worker": job.owner,
-        })
-        if arrival is not None:
-            await record_arrival(self.session, original_of_job(job), job.recipient, received_at, arrival,
-                                 key.certificate, delivery_id=job.delivery_id)
+        }), pending)
         return True
 
     async def retry(self, job: Job, decision: Decision, error: str, http_status: int | None) -> bool:
@@ -235,11 +252,12 @@ class DeliveryService:
                     raise AckConflict()
                 return answer
             if result == "done":
-                await _append(session, "delivery.delivered", agency.actor, delivery, document,
-                              {"mode": "pull", "received_at": received_at.isoformat()})
-                if arrival is not None:
-                    await record_arrival(session, original_of(document), delivery.recipient, received_at, arrival,
-                                         self.key.certificate, delivery_id=delivery.id)
+                pending = None if arrival is None else await prepare_arrival(
+                    session, original_of(document), delivery.recipient, received_at, arrival, self.key.certificate,
+                    delivery_id=delivery.id)
+                await _append_with_arrival(session, _event("delivery.delivered", agency.actor, delivery, document,
+                                                           {"mode": "pull", "received_at": received_at.isoformat()}),
+                                           pending)
             else:
                 await _append(session, "delivery.failed", agency.actor, delivery, document,
                               {"mode": "pull", "reason": _short(reason or "", 500)})

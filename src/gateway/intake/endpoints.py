@@ -102,7 +102,7 @@ async def submit_envelope(request: Request, agency: CurrentAgency, intake: Intak
         raise
     result = await intake.submit(agency, data, upload)
     worker = getattr(request.app.state, "worker", None)
-    if result.created and worker is not None:
+    if result.created and result.push and worker is not None:
         worker.notify()  # push deliveries start now rather than at the next poll
     return Response(
         result.receipt,

@@ -90,6 +90,8 @@ class IntakeResult:
     receipt: bytes
     created: bool
     document: str
+    #: a push delivery was queued (the in-process worker is woken only then)
+    push: bool = False
 
 
 class IntakeService:
@@ -158,21 +160,22 @@ class IntakeService:
         pdf_states = await asyncio.to_thread(self._pdf_states, envelope, upload)
         if self.scanner is not None:
             await asyncio.to_thread(self._scan, self.scanner, envelope, upload)
-        # 7
-        self.blobs.put(data)
+        # 7 (fsynced writes, in a thread: the event loop, and with it any ledger lock that another request of
+        # this process holds meanwhile, does not wait for the disk)
+        await asyncio.to_thread(self.blobs.put, data)
         for attachment in envelope.attachments:
             if attachment.data is not None:
-                self.blobs.put(attachment.data)
+                await asyncio.to_thread(self.blobs.put, attachment.data)
             elif upload is not None:
-                self.blobs.commit(upload.parts[attachment.content_id])
+                await asyncio.to_thread(self.blobs.commit, upload.parts[attachment.content_id])
         # 8
         document_uuid = str(uuid.uuid4())
         try:
             async with self.db.transaction() as session:
-                document = await self._store(session, document_uuid, sender, digest, len(data), envelope,
-                                             [recipients[c] for c in meta.recipient_ids], pdf_states,
-                                             upload is not None)
-                receipt_data = await self._receipt_data(session, document)
+                document, attachments, deliveries = await self._store(
+                    session, document_uuid, sender, digest, len(data), envelope,
+                    [recipients[c] for c in meta.recipient_ids], pdf_states, upload is not None,
+                )
         except IntegrityError:
             # A concurrent submission of the same DocumentId won the race: answer as if it came first.
             async with self.db.transaction() as session:
@@ -181,9 +184,9 @@ class IntakeService:
                 if winner is None or winner.envelope_sha256 != digest:
                     raise DocumentChanged() from None
                 return IntakeResult(await self._receipt_for(session, winner), False, winner.id)
-        # 9
-        receipt = await asyncio.to_thread(self._sign, receipt_data)
-        return IntakeResult(receipt, True, document.id)
+        # 9 (from the rows just committed, as they were stored: nothing is read back while the head is locked)
+        receipt = await asyncio.to_thread(self._sign, _receipt_data_of(document, attachments, deliveries))
+        return IntakeResult(receipt, True, document.id, push=any(d.mode == "push" for d in deliveries))
 
     async def _check_unchanged(self, repo: DocumentRepository, sender: str, document_id: str, digest: str) -> None:
         previous = await repo.by_document_id(sender, document_id)
@@ -223,7 +226,9 @@ class IntakeService:
         recipients: Sequence[Agency],
         pdf_states: dict[str, str | None],
         multipart: bool,
-    ) -> Document:
+    ) -> tuple[Document, list[Attachment], list[Delivery]]:
+        """The rows of an accepted document, and its ledger entry last: the ledger head is locked from the
+        append to the commit, so as little as possible happens after it."""
         meta = envelope.document
         assert meta is not None
         now = datetime.now(UTC)
@@ -249,19 +254,18 @@ class IntakeService:
             ledger_seq=0,
             ledger_hash="",
         )
-        rows: list[Document | Attachment | Delivery] = [document]
-        rows += [
+        attachments = [
             Attachment(document=document_uuid, ordinal=i, content_id=a.content_id, name=a.name,
                        content_type=a.content_type, sha256=a.sha256, size=a.size,
                        pdf_signature=pdf_states.get(a.content_id))
             for i, a in enumerate(envelope.attachments)
         ]
-        rows += new_deliveries(document_uuid, recipients, meta.priority, now)
+        deliveries = new_deliveries(document_uuid, recipients, meta.priority, now)
         repo = DocumentRepository(session)
         # The document row goes first: attachments and deliveries reference it.
-        repo.add_all(rows[:1])
+        repo.add_all([document])
         await repo.flush()
-        repo.add_all(rows[1:])
+        repo.add_all([*attachments, *deliveries])
         await repo.flush()
         entry = await ledger.append(
             session,
@@ -285,26 +289,11 @@ class IntakeService:
         document.ledger_seq = entry.seq
         document.ledger_hash = entry.hash
         await repo.flush()
-        return document
+        return document, attachments, deliveries
 
     async def _receipt_data(self, session: AsyncSession, document: Document) -> ReceiptData:
         repo = DocumentRepository(session)
-        attachments = await repo.attachments(document.id)
-        deliveries = await repo.deliveries(document.id)
-        return ReceiptData(
-            gateway_document_id=document.id,
-            document_id=document.document_id,
-            sender=document.sender,
-            recipients=tuple(sorted(d.recipient for d in deliveries)),
-            envelope_sha256=document.envelope_sha256,
-            attachments=tuple(ReceiptAttachment(a.content_id, a.name, a.sha256, a.size) for a in attachments),
-            signed=document.signed,
-            sent_at=document.sent_at,
-            ledger_sequence=document.ledger_seq,
-            ledger_entry_hash=document.ledger_hash,
-            signer_certificate_sha256=document.signer_certificate,
-            kind="status" if document.kind == "status" else "document",
-        )
+        return _receipt_data_of(document, await repo.attachments(document.id), await repo.deliveries(document.id))
 
     async def _receipt_for(self, session: AsyncSession, document: Document) -> bytes:
         data = await self._receipt_data(session, document)
@@ -470,3 +459,24 @@ def _trusted(certs: Sequence[AgencyCertificate]) -> list[TrustedCertificate]:
                            revoked_at=c.revoked_at)
         for c in certs
     ]
+
+
+def _receipt_data_of(
+    document: Document, attachments: Sequence[Attachment], deliveries: Sequence[Delivery]
+) -> ReceiptData:
+    """What a receipt states: the document's row, its attachments in manifest order, its recipients."""
+    return ReceiptData(
+        gateway_document_id=document.id,
+        document_id=document.document_id,
+        sender=document.sender,
+        recipients=tuple(sorted(d.recipient for d in deliveries)),
+        envelope_sha256=document.envelope_sha256,
+        attachments=tuple(ReceiptAttachment(a.content_id, a.name, a.sha256, a.size)
+                          for a in sorted(attachments, key=lambda a: a.ordinal)),
+        signed=document.signed,
+        sent_at=document.sent_at,
+        ledger_sequence=document.ledger_seq,
+        ledger_entry_hash=document.ledger_hash,
+        signer_certificate_sha256=document.signer_certificate,
+        kind="status" if document.kind == "status" else "document",
+    )

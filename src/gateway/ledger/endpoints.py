@@ -44,7 +44,7 @@ reports_router = APIRouter(prefix="/v1/reports", tags=["reports"])
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 CSV_COLUMNS = ("seq", "recorded_at", "type", "actor", "document", "document_id", "sender", "recipient", "details",
                "prev_hash", "hash")
-_CSV_BATCH = 1000
+_CSV_BATCH = 5000
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -117,6 +117,11 @@ class LedgerRepository:
         self.session.add(entry)
         await self.session.flush()
 
+    async def add_all(self, entries: Sequence[LedgerEntry]) -> None:
+        """One flush: the ORM writes entries of one table with known keys as one batched INSERT."""
+        self.session.add_all(entries)
+        await self.session.flush()
+
     async def get(self, seq: int) -> LedgerEntry | None:
         return await self.session.get(LedgerEntry, seq)
 

@@ -1,14 +1,22 @@
-"""Appending to the ledger inside the caller's transaction (the same one as the state change it records)."""
+"""Appending to the ledger inside the caller's transaction (the same one as the state change it records).
+
+The head is locked from the first append of a transaction to its commit (every other appender, in this
+process or another, waits), so an append does as little as possible: the lock, the head's (seq, hash,
+instant), one INSERT. A transaction that appends again (a claim of several deliveries, a delivery and its
+automatic status) already holds the lock and knows the head it wrote itself, so it skips both; the head is
+remembered per session transaction, and not past an entry written inside a savepoint (which could still
+be rolled back).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.ledger import events
 from gateway.ledger.chain import (
     GENESIS_PREV_HASH,
     GENESIS_TYPE,
@@ -17,14 +25,49 @@ from gateway.ledger.chain import (
     entry_hash,
     genesis_details,
 )
+from gateway.ledger.events import EVENT_TYPES
 from gateway.ledger.models import LedgerEntry
 from gateway.ledger.repository import LedgerRepository
 
 GATEWAY_ACTOR = "gateway"
+_HEAD = "gateway.ledger.held_head"
+
+Head = tuple[int, str, datetime]
+
+
+def _held_head(session: AsyncSession) -> Head | None:
+    """The head this transaction appended last, while it holds the lock; None otherwise."""
+    held = session.info.get(_HEAD)
+    if held is None:
+        return None
+    transaction, head = held
+    if transaction is not session.sync_session.get_transaction():
+        return None
+    return cast("Head", head)
+
+
+def _remember(session: AsyncSession, entry: LedgerEntry) -> None:
+    if session.in_nested_transaction():
+        session.info.pop(_HEAD, None)  # a savepoint rolled back would take this entry with it
+    else:
+        session.info[_HEAD] = (session.sync_session.get_transaction(), (entry.seq, entry.hash, entry.recorded_at))
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry to append (what :func:`append` takes as keywords)."""
+
+    type: str
+    actor: str
+    document: str | None = None
+    document_id: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    details: Mapping[str, Any] | None = None
 
 
 async def append(
@@ -43,21 +86,38 @@ async def append(
     The recorded instant is the gateway's clock read after the lock is held, and never earlier than the
     head's, so instants along the chain never go backwards.
     """
-    if type not in events.EVENT_TYPES:
-        raise ValueError(f"unknown ledger event type {type!r}; declare it in gateway.ledger.events")
+    entries = await append_many(session, [Event(type, actor, document, document_id, sender, recipient, details)])
+    return entries[0]
+
+
+async def append_many(session: AsyncSession, events: Sequence[Event]) -> list[LedgerEntry]:
+    """Append entries in this order with one INSERT (one lock, one read of the head), as :func:`append`."""
+    for event in events:
+        if event.type not in EVENT_TYPES:
+            raise ValueError(f"unknown ledger event type {event.type!r}; declare it in gateway.ledger.events")
+    if not events:
+        return []
     repo = LedgerRepository(session)
-    await repo.lock_head()
-    head = await repo.head()
-    now = _now()
+    head = _held_head(session)
     if head is None:
-        head = _make(0, now, GENESIS_TYPE, GATEWAY_ACTOR, None, None, None, None, GENESIS_PREV_HASH,
-                     genesis_details())
-        await repo.add(head)
-    recorded_at = max(now, head.recorded_at)
-    entry = _make(head.seq + 1, recorded_at, type, actor, document, document_id, sender, recipient, head.hash,
-                  details or {})
-    await repo.add(entry)
-    return entry
+        await repo.lock_head()
+        head = await repo.head_position()
+    now = _now()
+    entries: list[LedgerEntry] = []
+    if head is None:
+        genesis = _make(0, now, GENESIS_TYPE, GATEWAY_ACTOR, None, None, None, None, GENESIS_PREV_HASH,
+                        genesis_details())
+        entries.append(genesis)
+        head = (genesis.seq, genesis.hash, genesis.recorded_at)
+    seq, prev_hash, instant = head
+    for event in events:
+        entry = _make(seq + 1, max(now, instant), event.type, event.actor, event.document, event.document_id,
+                      event.sender, event.recipient, prev_hash, event.details or {})
+        entries.append(entry)
+        seq, prev_hash, instant = entry.seq, entry.hash, entry.recorded_at
+    await repo.add_all(entries)
+    _remember(session, entries[-1])
+    return entries[-len(events):]
 
 
 def _make(

@@ -145,8 +145,7 @@ class _Verification:
         try:
             if mode == "checkpoint":
                 start, prev_hash = await self._anchor(checkpoints)
-            with _cyclic_gc_paused():
-                size = await self._walk(start, prev_hash, [cp for cp in checkpoints if cp.size > start])
+            size = await self._walk(start, prev_hash, [cp for cp in checkpoints if cp.size > start])
         except _Failed as failure:
             return VerifyReport(
                 ok=False, size=failure.size, first_bad_seq=failure.first_bad_seq, reason=failure.reason, mode=mode,
@@ -194,29 +193,17 @@ class _Verification:
         return start, prev_hash
 
     async def _walk(self, start: int, prev_hash: str, checkpoints: Sequence[SignedCheckpoint]) -> int:
-        walker = ChainWalker(start, prev_hash)
+        walked = await walk_from(self.db, start, prev_hash, [cp.size for cp in checkpoints], self.batch_size)
+        size = walked.next_seq
+        # Checkpoints that end inside what was recomputed come first: they may name an earlier problem than
+        # a break.
         upcoming = list(checkpoints)
-        batches = self._batches(start - 1 if start > 0 else None)
-        async with contextlib.aclosing(batches):
-            async for batch in batches:
-                batch_start = walker.next_seq
-                broken: ChainBroken | None = None
-                try:
-                    for i in range(0, len(batch), _SLICE):
-                        walker.feed(batch[i:i + _SLICE])
-                        # Let the event loop read the next batch off the socket between slices, so that the
-                        # database keeps sending while this process hashes (else it stalls on a full buffer).
-                        await asyncio.sleep(0)
-                except ChainBroken as exc:
-                    broken = exc
-                # Checkpoints that end inside what has just been recomputed come first: they may name an
-                # earlier problem than the break.
-                while upcoming and upcoming[0].size <= walker.next_seq:
-                    cp = upcoming.pop(0)
-                    self._check(cp, batch[cp.size - 1 - batch_start][10], cp.size)
-                if broken is not None:
-                    raise _Failed(broken.seq, broken.seq, str(broken))
-        size = walker.next_seq
+        while upcoming and upcoming[0].size <= size:
+            cp = upcoming.pop(0)
+            self._check(cp, walked.heads[cp.size], cp.size)
+        if walked.broken is not None:
+            seq, reason = walked.broken
+            raise _Failed(seq, seq, reason)
         if upcoming:
             cp = upcoming[0]
             if self.certificate is not None:
@@ -230,25 +217,66 @@ class _Verification:
             )
         return size
 
-    async def _fetch(self, after: int | None) -> Sequence[ChainRow]:
-        async with self.db.sessionmaker() as session:
-            return await LedgerRepository(session).chain_rows(after, self.batch_size)
 
-    async def _batches(self, after: int | None) -> AsyncGenerator[Sequence[ChainRow], None]:
-        task: asyncio.Future[Sequence[ChainRow]] | None = asyncio.ensure_future(self._fetch(after))
-        try:
-            while task is not None:
-                batch = await task
-                task = None
-                if not batch:
-                    return
-                last = batch[-1][0]
-                if len(batch) >= self.batch_size and isinstance(last, int):
-                    task = asyncio.ensure_future(self._fetch(last))
-                    await asyncio.sleep(0)  # the next query goes out before this batch takes the CPU
-                yield batch
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+@dataclass(frozen=True, slots=True)
+class Walked:
+    """What a walk established: how far it verified, the first break, and the recomputed hash of entry
+    size-1 for each checkpoint size asked for that ends inside the verified part."""
+
+    next_seq: int
+    broken: tuple[int, str] | None
+    heads: dict[int, str]
+
+
+async def walk_from(
+    db: Database, start: int, prev_hash: str, marks: Sequence[int], batch_size: int = DEFAULT_BATCH
+) -> Walked:
+    """Recompute the entries from ``start`` (after an entry whose hash is ``prev_hash``) to the last one."""
+    walker = ChainWalker(start, prev_hash)
+    pending = sorted(marks)
+    heads: dict[int, str] = {}
+    broken: tuple[int, str] | None = None
+    with _cyclic_gc_paused():
+        batches = _batches(db, start - 1 if start > 0 else None, batch_size)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                batch_start = walker.next_seq
+                try:
+                    for i in range(0, len(batch), _SLICE):
+                        walker.feed(batch[i:i + _SLICE])
+                        # Let the event loop read the next batch off the socket between slices, so that the
+                        # database keeps sending while this process hashes (else it stalls on a full buffer).
+                        await asyncio.sleep(0)
+                except ChainBroken as exc:
+                    broken = (exc.seq, str(exc))
+                while pending and pending[0] <= walker.next_seq:
+                    mark = pending.pop(0)
+                    heads[mark] = batch[mark - 1 - batch_start][10]
+                if broken is not None:
+                    break
+    return Walked(walker.next_seq, broken, heads)
+
+
+async def _fetch(db: Database, after: int | None, limit: int) -> Sequence[ChainRow]:
+    async with db.sessionmaker() as session:
+        return await LedgerRepository(session).chain_rows(after, limit)
+
+
+async def _batches(db: Database, after: int | None, limit: int) -> AsyncGenerator[Sequence[ChainRow], None]:
+    task: asyncio.Future[Sequence[ChainRow]] | None = asyncio.ensure_future(_fetch(db, after, limit))
+    try:
+        while task is not None:
+            batch = await task
+            task = None
+            if not batch:
+                return
+            last = batch[-1][0]
+            if len(batch) >= limit and isinstance(last, int):
+                task = asyncio.ensure_future(_fetch(db, last, limit))
+                await asyncio.sleep(0)  # the next query goes out before this batch takes the CPU
+            yield batch
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
