@@ -5,6 +5,7 @@ and the ledger shows for each delivery exactly one claim and one ``delivered``, 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -112,23 +113,31 @@ async def test_two_worker_processes_share_one_postgresql_without_double_claims(
         seen = Counter(a.delivery_id for a in server.all())
         assert set(seen.values()) == {1}, f"{server.code} got a delivery twice"
         assert {(server.code, d) for d in seen} == {e for e in expected if e[0] == server.code}
-        odd = [(a.delivery_id, a.verified, a.answered, a.attempt) for a in server.all()
-               if not (a.verified and a.answered == 200 and a.attempt == 1)]
-        assert odd == [], f"{server.code}: unverified, failed or retried arrivals {odd[:5]}"
+        # A retry after a failed first attempt (possible on a loaded machine) is at-least-once delivery, not a
+        # double claim; what must never happen is a second arrival of the same delivery (checked above).
+        odd = [(a.delivery_id, a.verified, a.answered) for a in server.all() if not (a.verified and a.answered == 200)]
+        assert odd == [], f"{server.code}: unverified or failed arrivals {odd[:5]}"
 
-    # The ledger: one claim and one delivered per delivery, both by the same single worker.
+    # The ledger, in sequence order: per delivery, claims never overlap (every claim after the first follows
+    # the previous attempt's outcome), exactly one delivered, and it is by the worker holding the last claim.
     async with db.transaction() as session:
         entries = (await session.execute(select(LedgerEntry).where(
-            LedgerEntry.type.in_(("delivery.in_flight", "delivery.delivered")),
-            LedgerEntry.recipient.in_([r.code for r in recipients])))).scalars().all()
+            LedgerEntry.type.in_(("delivery.in_flight", "delivery.delivered", "delivery.retry_scheduled")),
+            LedgerEntry.recipient.in_([r.code for r in recipients])).order_by(LedgerEntry.seq))).scalars().all()
     by_delivery: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for e in entries:
         details = json.loads(e.details)
-        by_delivery[details["delivery"]].append((e.type, details["worker"]))
+        by_delivery[details["delivery"]].append((e.type, details.get("worker", "")))
     assert len(by_delivery) == 2 * DOCUMENTS
     for events in by_delivery.values():
-        assert sorted(t for t, _ in events) == ["delivery.delivered", "delivery.in_flight"]
-        assert len({w for _, w in events}) == 1
+        kinds = [t for t, _ in events]
+        assert kinds[-1] == "delivery.delivered"
+        assert kinds.count("delivery.delivered") == 1
+        assert kinds[0] == "delivery.in_flight"
+        for before, after in itertools.pairwise(kinds):
+            assert not (before == "delivery.in_flight" and after == "delivery.in_flight"), "overlapping claims"
+        last_claim = [w for t, w in events if t == "delivery.in_flight"][-1]
+        assert events[-1][1] in ("", last_claim)
     shares = Counter(events[0][1] for events in by_delivery.values())
     assert len(shares) == 2, "both worker processes took part"
     print(f"\ntwo workers: {2 * DOCUMENTS} deliveries in {elapsed:.1f}s, split {sorted(shares.values())}")
