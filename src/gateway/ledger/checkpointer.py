@@ -7,7 +7,7 @@ genesis for the first). An idle ledger gets no new checkpoints: there is nothing
 The gateway signs only what it has verified: before signing, the entries since the previous checkpoint
 are recomputed from that checkpoint's head (from genesis for the first), and the previous head must still
 be the stored hash. A broken or rewritten chain, or a ledger shorter than what was signed, is refused with
-:class:`CheckpointRefused` and logged, never signed over. That is what lets ``verify --from-checkpoint``
+:class:`CheckpointRefused` and logged, never signed over. That is what lets ``gateway ledger verify --from checkpoint``
 trust the entries below its anchor.
 
 Several gateway processes may run the task: a PostgreSQL advisory lock lets one sign at a time, and the
