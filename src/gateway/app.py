@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 import gateway
 from gateway import logs, problem_handlers
+from gateway.admission import Admission, AdmissionMiddleware
 from gateway.agency.endpoints import router as agency_router
 from gateway.blobs import BlobStore
 from gateway.config import Settings
@@ -50,8 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = create_database(settings.effective_database_url)
+        db = create_database(settings.effective_database_url, pool_size=settings.database_pool_size,
+                             pool_timeout=settings.database_pool_timeout_seconds,
+                             pre_ping=settings.database_pool_pre_ping)
         app.state.db = db
+        app.state.admission = Admission(settings.max_concurrent_requests, settings.admission_wait_seconds)
         app.state.gateway_key = load_or_create(settings)
         app.state.blobs = BlobStore(settings.blobs_dir)
         app.state.rate_limiter = AgencyRateLimiter(settings.agency_rate_limit) if settings.agency_rate_limit else None
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     problem_handlers.install(app)
     app.middleware("http")(logs.request_context)
+    app.add_middleware(AdmissionMiddleware)  # outermost: a shed request costs nothing else
     app.include_router(health_router)
     app.include_router(agency_router)
     app.include_router(intake_router)

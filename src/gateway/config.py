@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = []
     client_cert_header: str = "X-Client-Cert"
 
+    # Admission control (gateway.admission): requests handled at once per process; past that, a request
+    # waits in order at most admission_wait_seconds, then gets 503 overloaded with Retry-After.
+    max_concurrent_requests: int = Field(default=32, ge=1)
+    admission_wait_seconds: float = Field(default=5.0, ge=0)
+    # Database connections per process (PostgreSQL; pool_size plus as many again on overflow), and how long
+    # a request waits for one before a 503 database-unavailable.
+    database_pool_size: int = Field(default=10, ge=1)
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Ping each connection as it leaves the pool (one more round trip per transaction); off by default, see
+    # gateway.db.engine.create_database.
+    database_pool_pre_ping: bool = False
+
     # Per-agency request rate (``limits`` notation, e.g. "600/minute"); empty string = no limit.
     agency_rate_limit: str = "1200/minute"
 

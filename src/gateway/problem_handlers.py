@@ -13,10 +13,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.logs import get_logger
-from gateway.problems import PROBLEM_MEDIA_TYPE, GatewayError, RequestInvalid, TooManyRequests, Unauthenticated
+from gateway.problems import (
+    PROBLEM_MEDIA_TYPE,
+    DatabaseUnavailable,
+    GatewayError,
+    Overloaded,
+    RequestInvalid,
+    TooManyRequests,
+    Unauthenticated,
+)
 
 _log = get_logger("gateway.errors")
 
@@ -87,6 +97,28 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
                         headers=dict(exc.headers or {}))
 
 
+#: seconds a client is asked to wait after a 503 for a busy or restarting database
+DATABASE_RETRY_AFTER = 2
+
+
+async def _on_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    _log.warning("database pool exhausted", path=request.url.path)
+    return problem_response(DatabaseUnavailable("no database connection came free in time",
+                                                 retry_after=DATABASE_RETRY_AFTER), request)
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        # The connection died under the request (a database restart, a network cut). SQLAlchemy has
+        # already invalidated the pool's older connections, so the retry gets a fresh one; the request's
+        # transaction never committed.
+        _log.warning("database connection lost", path=request.url.path, error_type=type(exc.orig).__name__)
+        return problem_response(DatabaseUnavailable("the database connection was lost; nothing was stored",
+                                                    retry_after=DATABASE_RETRY_AFTER), request)
+    return await _on_unexpected(request, exc)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     _log.error("unhandled error", path=request.url.path, error_type=type(exc).__name__, exc_info=exc)
     body = {
@@ -103,14 +135,18 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _on_gateway_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(PoolTimeout, _on_pool_timeout)
+    app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
 def problems(*errors: type[GatewayError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for a route: each status with the problem types it can answer."""
     by_status: dict[int, list[type[GatewayError]]] = defaultdict(list)
-    # Every route can answer 422 (request shape) and 400 (a body that is not even JSON).
-    everything: tuple[type[GatewayError], ...] = (RequestInvalid, GatewayError, *errors)
+    # Every route can answer 422 (request shape) and 400 (a body that is not even JSON), and 503 when the
+    # process is past its admission limit (gateway.admission) or the database is busy or restarting.
+    everything: tuple[type[GatewayError], ...] = (RequestInvalid, GatewayError, Overloaded, DatabaseUnavailable,
+                                                  *errors)
     if Unauthenticated in errors:
         # Authenticated routes: an agency over its request rate gets 429 (gateway.ratelimit).
         everything = (*everything, TooManyRequests)

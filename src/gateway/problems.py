@@ -14,6 +14,10 @@ The tree::
     │   └── Forbidden                       403 authenticated but not allowed (operator roles)
     ├── NotFound                            404 (also: "exists but is not yours")
     ├── Conflict                            409 duplicate registrations, changed resubmissions
+    ├── TooManyRequests                     429 an agency over its request rate
+    ├── ServiceUnavailable                  503 not ready (scanner down, …)
+    │   ├── Overloaded                      503 more requests in flight than the process takes
+    │   └── DatabaseUnavailable             503 no connection in time, or the database restarted
     ├── AgencyError                         register rules (code pattern, parent, endpoint, PEM ...)
     ├── EnvelopeError                       edXML intake rules (gateway.envelope raises these)
     └── ... subclasses declared next to the rule they enforce
@@ -119,6 +123,21 @@ class ServiceUnavailable(GatewayError):
     status = 503
     slug = "unavailable"
     title = "The gateway is not ready"
+
+
+class Overloaded(ServiceUnavailable):
+    """More requests than the process takes at once (``gateway.admission``); answered with Retry-After."""
+
+    slug = "overloaded"
+    title = "The gateway is overloaded; retry later"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """No database connection came free in time, or the database went away mid-request (a restart):
+    nothing of the request was committed; retrying it is safe."""
+
+    slug = "database-unavailable"
+    title = "The database is unavailable or busy; retry later"
 
 
 def problem_types(errors: Mapping[str, type[GatewayError]] | None = None) -> list[type[GatewayError]]:

@@ -54,17 +54,27 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_database(url: str, *, echo: bool = False, pool_size: int = 10) -> Database:
+def create_database(
+    url: str, *, echo: bool = False, pool_size: int = 10, pool_timeout: float = 30.0, pre_ping: bool = False
+) -> Database:
+    """The engine and sessions for ``url``.
+
+    Pool: ``pool_size`` connections plus as many again on overflow; a checkout waits ``pool_timeout`` seconds
+    (then ``sqlalchemy.exc.TimeoutError``, answered 503 database-unavailable). Connections are not pinged on
+    checkout unless ``pre_ping``: a ping is one more round trip for every transaction, and after a database
+    restart SQLAlchemy invalidates the whole pool on the first dead connection it meets, so one request per
+    process gets a 503 it may retry (nothing of it was committed) instead of every request paying the ping.
+    """
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": pre_ping}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30}
-    else:
+    if parsed.database != ":memory:":
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size
-        kwargs["pool_pre_ping"] = True
+        kwargs["pool_timeout"] = pool_timeout
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _sqlite_setup(engine)
