@@ -7,6 +7,7 @@ years), loaded from the configured files otherwise. Receipts and push deliveries
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,7 +76,38 @@ def _load(key_file: Path, cert_file: Path, passphrase: bytes | None) -> GatewayK
     return GatewayKey(private_key=key, certificate=cert)
 
 
+def _write_durably(path: Path, data: bytes, mode: int) -> None:
+    """Put ``data`` at ``path`` so that ``path`` is either absent or whole, even after a crash.
+
+    ``mode`` is given to open(2), so the umask still applies. The caller holds the keys lock: the fixed
+    temporary name is nobody else's.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # left by a crash; O_EXCL then creates it afresh with ``mode``
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    # The rename itself is durable only once the directory is: this keeps "certificate, then key" on disk.
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def load_or_create(settings: Settings) -> GatewayKey:
+    """The configured key, else the one in ``<data_dir>/keys``, generated there by the first caller.
+
+    Several processes may start at once on an empty data directory (``uvicorn --workers N``); each must end
+    up with the same key. Generation therefore happens under an exclusive lock on a file in the keys
+    directory, and whoever takes the lock second loads what the first one wrote. The certificate is put in
+    place before the private key, each file whole (temporary file, fsync, rename), so once the key file
+    exists the pair is complete and final: that is what lets a caller that finds it skip the lock (a
+    read-only keys directory holding a key keeps working).
+    """
     passphrase = (
         settings.signing_key_passphrase.get_secret_value().encode() if settings.signing_key_passphrase else None
     )
@@ -86,14 +118,14 @@ def load_or_create(settings: Settings) -> GatewayKey:
     if key_file.exists() and cert_file.exists():
         return _load(key_file, cert_file, None)
     settings.keys_dir.mkdir(parents=True, exist_ok=True)
-    generated = _generate("gateway")
-    # Written with owner-only permissions, then renamed into place so a crash never leaves half a key.
-    tmp_key = key_file.with_suffix(".tmp")
-    fd = os.open(tmp_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(generated.private_key_pem)
-    tmp_cert = cert_file.with_suffix(".tmp")
-    tmp_cert.write_text(generated.certificate_pem, encoding="ascii")
-    os.replace(tmp_cert, cert_file)
-    os.replace(tmp_key, key_file)
-    return generated
+    lock_fd = os.open(settings.keys_dir / "gateway.key.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)  # released when lock_fd is closed, or when the process dies
+        if key_file.exists() and cert_file.exists():
+            return _load(key_file, cert_file, None)
+        generated = _generate("gateway")
+        _write_durably(cert_file, generated.certificate_pem.encode("ascii"), 0o666)
+        _write_durably(key_file, generated.private_key_pem, 0o600)
+        return generated
+    finally:
+        os.close(lock_fd)
