@@ -87,6 +87,8 @@ def _errors() -> Iterator[None]:
 
 
 def _key(key: Path | None, cert: Path | None, password: str | None) -> AgencyKey | None:
+    """The key from --key/--cert/--key-password, loaded apart from :func:`_client` because send tells the
+    user about it (unsigned, test-only) before it connects."""
     if key is None:
         if cert is not None:
             _fail("--cert needs --key")
@@ -105,6 +107,19 @@ def _client(gateway: str, token: str | None, *, key: AgencyKey | None = None, ag
     sender: str | Organ | None = Organ(agency, agency_name) if agency and agency_name else agency
     return GatewayClient(gateway, token, key=key, agency=sender, gateway_certificate=certificate,
                          inline_limit=inline_limit)
+
+
+def _print_json(value: Any) -> None:
+    """``--json``: the answer as indented JSON, non-ASCII (Vietnamese) kept readable."""
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _print_sent(sent: SendResult, gateway_sha: str, *, as_json: bool) -> None:
+    """What send and status send print: the verified receipt."""
+    if as_json:
+        _print_json(_receipt_json(sent, gateway_sha))
+    else:
+        print_receipt(sent.receipt, gateway_sha, created=sent.created)
 
 
 def _console(stderr: bool = False) -> Console:
@@ -260,10 +275,7 @@ def send(
             gateway_sha = client.gateway_certificate_sha256
     if receipt_out is not None:
         receipt_out.write_bytes(sent.receipt_xml)
-    if as_json:
-        typer.echo(json.dumps(_receipt_json(sent, gateway_sha), ensure_ascii=False, indent=2))
-    else:
-        print_receipt(sent.receipt, gateway_sha, created=sent.created)
+    _print_sent(sent, gateway_sha, as_json=as_json)
 
 
 def inbox(
@@ -276,7 +288,7 @@ def inbox(
     with _errors(), _client(gateway, token) as client:
         items = client.inbox(page_size)
     if as_json:
-        typer.echo(json.dumps([dict(i.raw) for i in items], ensure_ascii=False, indent=2))
+        _print_json([dict(i.raw) for i in items])
         return
     from rich.table import Table
 
@@ -307,13 +319,13 @@ def fetch(
         got = client.fetch(delivery_id, output, progress=progress)
         gateway_sha = client.gateway_certificate_sha256
     if as_json:
-        typer.echo(json.dumps({
+        _print_json({
             "delivery_id": got.delivery_id, "document": got.document, "kind": got.kind, "sender": got.sender,
             "recipient": got.recipient, "sent_at": got.sent_at.isoformat(), "refers_to": got.refers_to,
             "envelope": str(got.envelope_path), "status_code": got.status_code, "description": got.description,
             "files": [{"name": f.name, "path": str(f.path), "sha256": f.sha256, "size": f.size, "kind": f.kind}
                       for f in got.files],
-        }, ensure_ascii=False, indent=2))
+        })
         return
     typer.echo(f"delivery verified     signed by the gateway (certificate sha256 {gateway_sha})")
     typer.echo(f"{got.kind:<22}{got.document} from {got.sender}, sent at {_local(got.sent_at)}")
@@ -341,7 +353,7 @@ def ack(
     with _errors(), _client(gateway, token) as client:
         result = client.ack(delivery_id, "fail" if fail is not None else "done", fail)
     if as_json:
-        typer.echo(json.dumps(dict(result.raw), ensure_ascii=False, indent=2))
+        _print_json(dict(result.raw))
         return
     typer.echo(f"delivery              {result.delivery_id}")
     typer.echo(f"state                 {result.state}" + ("" if result.changed else " (already acknowledged)"))
@@ -363,7 +375,7 @@ def document(
         if wait > 0:
             state = client.wait_until_received(state.id, timeout=wait)
     if as_json:
-        typer.echo(json.dumps(dict(state.raw), ensure_ascii=False, indent=2))
+        _print_json(dict(state.raw))
         return
     from rich.table import Table
 
@@ -400,10 +412,7 @@ def status_send(
                      pin=gateway_cert) as client:
             sent = client.send_status(document_ref, code, description)
             gateway_sha = client.gateway_certificate_sha256
-    if as_json:
-        typer.echo(json.dumps(_receipt_json(sent, gateway_sha), ensure_ascii=False, indent=2))
-    else:
-        print_receipt(sent.receipt, gateway_sha, created=sent.created)
+    _print_sent(sent, gateway_sha, as_json=as_json)
 
 
 @keys_app.command("generate")
