@@ -235,10 +235,8 @@ class Gateway:
     def start(self) -> Gateway:
         self.work.mkdir(parents=True, exist_ok=True)
         self.cli("migrate")
-        # The key first: N workers starting on an empty data directory would each generate their own.
-        subprocess.run([sys.executable, "-c", "from gateway.config import Settings; "
-                        "from gateway.signing import load_or_create; load_or_create(Settings())"],
-                       env=self.env, check=True, timeout=120)
+        # No key made beforehand: the N workers start on an empty key directory and agree on one key
+        # (gateway.signing takes a file lock), as a fresh production deployment does.
         log = (self.work / "gateway.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app", "--host", "127.0.0.1",

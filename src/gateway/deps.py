@@ -71,9 +71,9 @@ async def current_principal(
     client_pem = _proxied_client_certificate(request)
     if (credentials is None or credentials.scheme.lower() != "bearer") and client_pem is None:
         raise Unauthenticated()
-    # A transaction of its own, ended before the endpoint runs: on SQLite every transaction holds the
-    # single writer lock, and the endpoint's own transactions must not wait behind this one.
-    async with db.transaction() as session:
+    # Reads only, ended before the endpoint runs (no BEGIN/COMMIT on PostgreSQL; on SQLite no writer lock,
+    # which the endpoint's own transactions would otherwise wait behind).
+    async with db.read() as session:
         if credentials is not None and credentials.scheme.lower() == "bearer":
             principal = await AuthService(session).authenticate(credentials.credentials)
         else:

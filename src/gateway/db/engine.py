@@ -3,13 +3,18 @@
 SQLite: WAL, foreign keys on, and every transaction starts with ``BEGIN IMMEDIATE`` so that a
 read-then-write transaction (the ledger append reads the head, then writes) never fails half way with
 "database is locked": writers queue on the busy timeout instead.
+
+Reads that decide nothing on their own (authentication, the checks before an envelope's write
+transaction, which the write transaction's constraints back up) use :meth:`Database.read`: on PostgreSQL
+no BEGIN/COMMIT round trips (autocommit, each statement sees what is committed when it starts); on SQLite
+a deferred ``BEGIN`` that does not take the single writer lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +22,24 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+#: the execution option that marks the connections of :meth:`Database.read` sessions
+READ_ONLY = "gateway_read_only"
+
 
 @dataclass
 class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    _reader: AsyncEngine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The reader shares the pool. PostgreSQL: the isolation level is set on checkout and put back on
+        # return (no round trip on asyncpg, where autocommit only means the driver sends no BEGIN). SQLite:
+        # the option only tells the "begin" hook to start a deferred transaction.
+        options: dict[str, Any] = {READ_ONLY: True}
+        if self.dialect != "sqlite":
+            options["isolation_level"] = "AUTOCOMMIT"
+        self._reader = self.engine.execution_options(**options)
 
     @property
     def dialect(self) -> str:
@@ -31,6 +49,12 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on any exception."""
         async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only (see the module docstring); writing through it is a bug."""
+        async with self.sessionmaker(bind=self._reader) as session, session.begin():
             yield session
 
     async def dispose(self) -> None:
@@ -51,7 +75,10 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")  # deferred: a consistent snapshot, no writer lock
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_database(

@@ -13,8 +13,9 @@ One attempt:
 2. read the original bytes from the blob store and POST them (no transaction open); while the request
    runs, the lease is renewed every third of ``lease_seconds``;
 3. for a 2xx, build and sign the automatic status 01 (still no transaction), store it as a blob;
-4. record the outcome (a short transaction) only if the lease is still this worker's: ``delivered``
-   (+ the 01 routed to the sender), ``retry_wait`` or ``dead``, each with its ledger entry.
+4. record the outcome (a short transaction, shared with the other outcomes that finish at the same moment:
+   :mod:`gateway.db.group_commit`) only if the lease is still this worker's: ``delivered`` (+ the 01
+   routed to the sender), ``retry_wait`` or ``dead``, each with its ledger entry.
 
 A worker killed anywhere in between leaves at most a row ``in_flight`` whose lease then expires; the
 next claim takes it again (the ledger names the worker it was taken from). The recipient may so get the
@@ -40,6 +41,7 @@ import httpx
 from gateway.blobs import BlobStore
 from gateway.config import Settings
 from gateway.db import Database
+from gateway.db.group_commit import GroupCommit
 from gateway.logs import get_logger
 from gateway.signing import GatewayKey
 
@@ -81,6 +83,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Outcomes finishing together are recorded in one transaction (gateway.db.group_commit).
+        self._outcomes: GroupCommit[bool] = GroupCommit(db, max_batch=self.concurrency * 2)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -107,6 +111,7 @@ class DeliveryWorker:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        await self._outcomes.close()
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -197,10 +202,8 @@ class DeliveryWorker:
                     self.key.private_key, self.key.certificate,
                 )
                 await asyncio.to_thread(self.blobs.put, arrival)
-            async with self.db.transaction() as session:
-                recorded = await PushTransitions(session).delivered(
-                    job, result.received_at, result.http_status or 0, result.duration, arrival, self.key
-                )
+            recorded = await self._outcomes.run(lambda session: PushTransitions(session).delivered(
+                job, result.received_at, result.http_status or 0, result.duration, arrival, self.key))
             self._count(recorded, "delivered")
             if recorded:
                 metrics.DELIVERED.labels(mode="push").inc()
@@ -211,8 +214,8 @@ class DeliveryWorker:
                 await self._record_dead(job, decision.reason or "attempts-exhausted", result.error,
                                         result.http_status)
             else:
-                async with self.db.transaction() as session:
-                    recorded = await PushTransitions(session).retry(job, decision, result.error, result.http_status)
+                recorded = await self._outcomes.run(
+                    lambda session: PushTransitions(session).retry(job, decision, result.error, result.http_status))
                 self._count(recorded, "retry")
         else:
             await self._record_dead(job, "refused", result.error, result.http_status)
@@ -231,8 +234,8 @@ class DeliveryWorker:
         return await push(self._client, job, body, self.key, self.settings.delivery_timeout_seconds)
 
     async def _record_dead(self, job: Job, reason: str, error: str, http_status: int | None) -> None:
-        async with self.db.transaction() as session:
-            recorded = await PushTransitions(session).dead(job, reason, error, http_status)
+        recorded = await self._outcomes.run(
+            lambda session: PushTransitions(session).dead(job, reason, error, http_status))
         self._count(recorded, "dead")
         if recorded:
             metrics.DEAD.labels(reason=reason).inc()

@@ -14,7 +14,8 @@ The steps, in order (the envelope's own checks are numbered in ``gateway.envelop
    transaction that makes them referenced commits.
 8. One transaction: the document, its attachments, one delivery per recipient and the ledger entry
    ``envelope.accepted``, whose recorded instant — read after the ledger head is locked, just before
-   commit — is the sent instant (Điều 11.1).
+   commit — is the sent instant (Điều 11.1). Envelopes reaching this step together share the transaction
+   (``gateway.db.group_commit``); one that fails there is retried alone, so it never fails the others.
 9. The receipt is built from the stored rows and signed with the gateway key (RSA PKCS#1 v1.5 is
    deterministic, so the same rows always give the same receipt bytes).
 
@@ -59,6 +60,7 @@ from gateway.agency.repository import AgencyRepository
 from gateway.auth.principal import Principal
 from gateway.blobs import BlobStore
 from gateway.db import Database
+from gateway.db.group_commit import GroupCommit
 from gateway.delivery.errors import StatusCodeNotAllowed, StatusDuplicate
 from gateway.delivery.repository import DeliveryRepository
 from gateway.delivery.routing import RECALL, new_deliveries, status_targets
@@ -100,6 +102,7 @@ class IntakeService:
     ) -> None:
         self.scanner = scanner
         self.db = db
+        self._writes: GroupCommit[tuple[Document, list[Attachment], list[Delivery]]] = GroupCommit(db)
         self.blobs = blobs
         self.key = key
         self.limits = limits
@@ -118,8 +121,8 @@ class IntakeService:
                 upload.discard()
 
     async def _submit(self, sender: str, data: bytes, digest: str, upload: MultipartUpload | None) -> IntakeResult:
-        # 1, 2
-        async with self.db.transaction() as session:
+        # 1, 2 (reads, no transaction: step 8's constraints back up every check made before it)
+        async with self.db.read() as session:
             existing = await DocumentRepository(session).by_envelope(sender, digest, "document")
             if existing is not None:
                 return IntakeResult(await self._receipt_for(session, existing), False, existing.id)
@@ -148,7 +151,7 @@ class IntakeService:
             raise NotADocument()
         meta = envelope.document
         # 4, 5
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             recipients = await AgencyRepository(session).get_many(meta.recipient_ids)
             missing = [code for code in meta.recipient_ids if code not in recipients or not recipients[code].active]
             if missing:
@@ -170,15 +173,15 @@ class IntakeService:
                 await asyncio.to_thread(self.blobs.commit, upload.parts[attachment.content_id])
         # 8
         document_uuid = str(uuid.uuid4())
+        to = [recipients[c] for c in meta.recipient_ids]
         try:
-            async with self.db.transaction() as session:
-                document, attachments, deliveries = await self._store(
-                    session, document_uuid, sender, digest, len(data), envelope,
-                    [recipients[c] for c in meta.recipient_ids], pdf_states, upload is not None,
-                )
+            # In a transaction shared with the other envelopes being stored at this moment (one ledger lock,
+            # one commit for all of them); answered once it has committed.
+            document, attachments, deliveries = await self._writes.run(lambda session: self._store(
+                session, document_uuid, sender, digest, len(data), envelope, to, pdf_states, upload is not None))
         except IntegrityError:
             # A concurrent submission of the same DocumentId won the race: answer as if it came first.
-            async with self.db.transaction() as session:
+            async with self.db.read() as session:
                 repo = DocumentRepository(session)
                 winner = await repo.by_document_id(sender, meta.document_id)
                 if winner is None or winner.envelope_sha256 != digest:
@@ -333,7 +336,7 @@ class IntakeService:
 
     async def _submit_status(self, reporter: str, data: bytes, digest: str) -> IntakeResult:
         # 1, 2
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             existing = await DocumentRepository(session).by_envelope(reporter, digest, "status")
             if existing is not None:
                 return IntakeResult(await self._receipt_for(session, existing), False, existing.id)
@@ -355,7 +358,7 @@ class IntakeService:
             raise NotAStatus()
         meta = envelope.status
         # 4, 5
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             repo = DeliveryRepository(session)
             original = await repo.original(meta.response_for.organ_id.strip(), meta.document_id)
             if original is None:
@@ -381,7 +384,7 @@ class IntakeService:
                 receipt_data = await self._receipt_data(session, document)
         except IntegrityError:
             # A concurrent submission won: the same bytes get its receipt, other bytes are a duplicate.
-            async with self.db.transaction() as session:
+            async with self.db.read() as session:
                 winner = await DocumentRepository(session).by_envelope(reporter, digest, "status")
                 if winner is None:
                     raise StatusDuplicate() from None
