@@ -62,6 +62,18 @@ def new_deliveries(document: str, targets: Sequence[Agency], priority: int, now:
     ]
 
 
+def fix_sent_instant(document: Document, deliveries: Sequence[Delivery], entry: LedgerEntry) -> None:
+    """The ledger entry that accepted a document fixes its sent instant: onto the document (with the entry's
+    seq and hash) and onto the given deliveries (created then, and due then if pushed)."""
+    document.sent_at = entry.recorded_at
+    document.ledger_seq = entry.seq
+    document.ledger_hash = entry.hash
+    for delivery in deliveries:
+        delivery.created_at = delivery.updated_at = entry.recorded_at
+        if delivery.next_attempt_at is not None:
+            delivery.next_attempt_at = entry.recorded_at
+
+
 @dataclass(frozen=True)
 class Original:
     """What the automatic 01 needs to know of the document that arrived."""
@@ -139,14 +151,7 @@ def arrival_event(pending: PendingArrival) -> ledger.Event:
 
 async def arrival_ledgered(session: AsyncSession, pending: PendingArrival, entry: LedgerEntry) -> str:
     """The entry's instant is the 01's sent instant: onto its document and deliveries."""
-    document, rows = pending.document, pending.rows
-    document.sent_at = entry.recorded_at
-    document.ledger_seq = entry.seq
-    document.ledger_hash = entry.hash
-    for row in rows:
-        row.created_at = row.updated_at = entry.recorded_at
-        if row.next_attempt_at is not None:
-            row.next_attempt_at = entry.recorded_at
+    fix_sent_instant(pending.document, pending.rows, entry)
     await session.flush()
     return pending.status_id
 

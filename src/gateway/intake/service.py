@@ -63,7 +63,7 @@ from gateway.db import Database
 from gateway.db.group_commit import GroupCommit
 from gateway.delivery.errors import StatusCodeNotAllowed, StatusDuplicate
 from gateway.delivery.repository import DeliveryRepository
-from gateway.delivery.routing import RECALL, new_deliveries, status_targets
+from gateway.delivery.routing import RECALL, fix_sent_instant, new_deliveries, status_targets
 from gateway.documents.models import Attachment, Delivery, Document
 from gateway.documents.repository import DocumentRepository
 from gateway.documents.service import DocumentNotFound
@@ -288,9 +288,7 @@ class IntakeService:
                 "priority": meta.priority,
             },
         )
-        document.sent_at = entry.recorded_at
-        document.ledger_seq = entry.seq
-        document.ledger_hash = entry.hash
+        fix_sent_instant(document, (), entry)  # the deliveries keep their instant: no UPDATE for them
         await repo.flush()
         return document, attachments, deliveries
 
@@ -443,13 +441,7 @@ class IntakeService:
                 "routed_to": sorted(d.recipient for d in deliveries),
             },
         )
-        document.sent_at = entry.recorded_at
-        document.ledger_seq = entry.seq
-        document.ledger_hash = entry.hash
-        for delivery in deliveries:
-            delivery.created_at = delivery.updated_at = entry.recorded_at
-            if delivery.next_attempt_at is not None:
-                delivery.next_attempt_at = entry.recorded_at
+        fix_sent_instant(document, deliveries, entry)
         await session.flush()
         return document
 
