@@ -6,7 +6,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY src ./src
 COPY migrations ./migrations
 COPY schemas ./schemas
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir '.[server]'
 ENV GATEWAY_DATA_DIR=/srv/gateway/var GATEWAY_HOST=0.0.0.0 GATEWAY_PORT=8080 GATEWAY_ENVIRONMENT=production
 RUN mkdir -p /srv/gateway/var && chown gateway /srv/gateway/var
 USER gateway

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 import uvicorn
 from cryptography import x509
 
-from gateway.delivery.signature import PushSignatureError, verify_push
+from gateway.envelope.push_signature import PushSignatureError, verify_push
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]

@@ -23,8 +23,8 @@ from cryptography import x509
 from sqlalchemy import func, select
 
 from gateway.db import Database
-from gateway.delivery.signature import PushSignatureError, verify_push
 from gateway.documents.models import Delivery, Document
+from gateway.envelope.push_signature import PushSignatureError, verify_push
 from gateway.ledger.models import LedgerEntry
 from pg import free_port
 

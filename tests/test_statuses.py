@@ -276,12 +276,12 @@ async def test_a_recipient_that_reported_01_itself_gets_no_second_one_even_in_a_
     assert (await post_status(client, h41, status(h41, sender, document_id, "01"))).status_code == 201
     # Pretend the check ran before the recipient's 01 committed: the unique index still refuses a second
     # 01, and only the automatic status is dropped, not the acknowledgement.
-    from gateway.delivery.repository import DeliveryRepository
+    from gateway.documents.repository import DocumentRepository
 
-    async def not_yet(self: DeliveryRepository, sender: str, refers_to: str, code: str) -> bool:
+    async def not_yet(self: DocumentRepository, sender: str, refers_to: str, code: str) -> bool:
         return False
 
-    monkeypatch.setattr(DeliveryRepository, "status_exists", not_yet)
+    monkeypatch.setattr(DocumentRepository, "status_exists", not_yet)
     r = await client.post(f"/v1/inbox/{item['delivery_id']}/ack", json={"result": "done"}, headers=h41.headers)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "delivered"

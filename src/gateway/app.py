@@ -11,6 +11,7 @@ import gateway
 from gateway import logs, problem_handlers
 from gateway.admission import Admission, AdmissionMiddleware
 from gateway.agency.endpoints import router as agency_router
+from gateway.auth.endpoints import router as tokens_router
 from gateway.blobs import BlobStore
 from gateway.config import Settings
 from gateway.db import create_database
@@ -22,10 +23,11 @@ from gateway.health.endpoints import router as health_router
 from gateway.intake.endpoints import router as intake_router
 from gateway.intake.service import IntakeService
 from gateway.ledger.checkpointer import checkpoint_task
-from gateway.ledger.endpoints import reports_router
 from gateway.ledger.endpoints import router as ledger_router
+from gateway.ledger.refusals import RefusalLog
 from gateway.malware import ClamdScanner
 from gateway.ratelimit import AgencyRateLimiter
+from gateway.reports.endpoints import router as reports_router
 from gateway.signing import load_or_create
 
 DESCRIPTION = """\
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.intake = IntakeService(db, app.state.blobs, app.state.gateway_key, settings.envelope_limits(),
                                          scanner=_scanner(settings))
         app.state.delivery = DeliveryService(db, app.state.blobs, app.state.gateway_key)
+        app.state.refusals = RefusalLog(db)
         try:
             # Push workers run when settings.run_workers; they stop before the database is disposed.
             async with (
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AdmissionMiddleware)  # outermost: a shed request costs nothing else
     app.include_router(health_router)
     app.include_router(agency_router)
+    app.include_router(tokens_router)
     app.include_router(intake_router)
     app.include_router(documents_router)
     app.include_router(delivery_router)

@@ -20,14 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.agency.schemas import AgencyCreate, AgencyUpdate, PullDelivery, PushDelivery
 from gateway.agency.service import AgencyService
-from gateway.auth.principal import console_principal
 from gateway.auth.service import AuthService
 from gateway.client.cli import register_client_commands
 from gateway.config import Settings
+from gateway.console import fail as _fail
 from gateway.db import create_database
 from gateway.db.migrate import upgrade_sync
-from gateway.ledger.cli import ledger_app, report_app
+from gateway.ledger.cli import ledger_app
+from gateway.principal import console_principal
 from gateway.problems import GatewayError, RequestInvalid
+from gateway.reports.cli import report_app
 
 T = TypeVar("T")
 
@@ -40,11 +42,6 @@ app.add_typer(token_app, name="token")
 app.add_typer(operator_app, name="operator")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(report_app, name="report")
-
-
-def _fail(error: GatewayError) -> None:
-    typer.echo(json.dumps(error.to_problem(), ensure_ascii=False), err=True)
-    raise typer.Exit(code=1)
 
 
 async def _migrate(settings: Settings) -> None:
@@ -385,11 +382,29 @@ def operator_create(
     typer.echo(token)
 
 
-# The agency-side commands (send, inbox, fetch, ack, status, document, keys, demo) after the console ones.
+# The agency-side commands (send, inbox, fetch, ack, status, document, keys) after the console ones.
 register_client_commands(app)
 
 
+@app.command()
+def demo(
+    timeout: Annotated[float, typer.Option("--timeout", help="give up (exit 1) after this many seconds")] = 60.0,
+    keep: Annotated[bool, typer.Option("--keep", help="keep the temporary data directory")] = False,
+) -> None:
+    """Show the whole flow in one command, in a temporary directory.
+
+    Starts a gateway on the embedded default and a push recipient, registers three agencies, sends a
+    signed document with a PDF to two of them, and prints the receipt, each delivery, the statuses
+    flowing back and the ledger verification.
+    """
+    # Here, not among the agency commands: it starts `gateway serve`, so it needs the server installed.
+    from gateway.demo import run_demo
+
+    raise typer.Exit(code=run_demo(timeout=timeout, keep=keep))
+
+
 def main() -> None:
+    """The whole command; the ``gateway`` script reaches it through :func:`gateway.command.main`."""
     try:
         app()
     except KeyboardInterrupt:

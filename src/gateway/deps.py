@@ -1,20 +1,29 @@
-"""FastAPI dependencies as ``Annotated`` aliases: the session, the settings and who is calling."""
+"""FastAPI dependencies as ``Annotated`` aliases: who is calling, the settings, the services, the request
+body read within its limit, and the ledgering of refusals.
+
+Endpoints take everything they use from here, never from ``request.app.state``: the lifespan in
+``gateway.app`` puts it there, and this module is the only reader.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.auth.principal import Principal
 from gateway.auth.service import AuthService
+from gateway.blobs import BlobStore
 from gateway.config import Settings
 from gateway.db import Database
-from gateway.problems import Forbidden, Unauthenticated
+from gateway.delivery.service import DeliveryService
+from gateway.intake.service import IntakeService
+from gateway.ledger.refusals import RefusalLog
+from gateway.principal import Principal
+from gateway.problems import BodyTooLarge, Forbidden, GatewayError, Unauthenticated
 from gateway.ratelimit import AgencyRateLimiter
 from gateway.signing import GatewayKey
 
@@ -35,16 +44,52 @@ def get_gateway_key(request: Request) -> GatewayKey:
 
 
 async def get_session(db: Annotated[Database, Depends(get_database)]) -> AsyncIterator[AsyncSession]:
-    """One session per request. Endpoints that change state commit explicitly before they answer, so a
-    success answer is never sent for work that did not commit; anything uncommitted is rolled back."""
+    """A session for an endpoint's reads. Endpoints never write or commit through it: a state change is a
+    call to a service, whose unit of work commits before the endpoint answers (CONTRIBUTING.md)."""
     async with db.sessionmaker() as session:
         yield session
+
+
+def get_blobs(request: Request) -> BlobStore:
+    blobs: BlobStore = request.app.state.blobs
+    return blobs
+
+
+def get_intake(request: Request) -> IntakeService:
+    service: IntakeService = request.app.state.intake
+    return service
+
+
+def get_delivery(request: Request) -> DeliveryService:
+    service: DeliveryService = request.app.state.delivery
+    return service
+
+
+def get_refusals(request: Request) -> RefusalLog:
+    refusals: RefusalLog = request.app.state.refusals
+    return refusals
+
+
+def get_wake_worker(request: Request) -> Callable[[], None]:
+    """Tell the in-process push worker that work was queued (it claims it now rather than at its next poll);
+    does nothing where no worker runs in this process."""
+    worker = getattr(request.app.state, "worker", None)
+    return worker.notify if worker is not None else _nothing
+
+
+def _nothing() -> None:
+    return None
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 GatewayKeyDep = Annotated[GatewayKey, Depends(get_gateway_key)]
+BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
+IntakeDep = Annotated[IntakeService, Depends(get_intake)]
+DeliveryDep = Annotated[DeliveryService, Depends(get_delivery)]
+RefusalsDep = Annotated[RefusalLog, Depends(get_refusals)]
+WakeWorker = Annotated[Callable[[], None], Depends(get_wake_worker)]
 
 _bearer = HTTPBearer(auto_error=False, description="an agency or operator token issued by an admin")
 
@@ -110,3 +155,48 @@ async def current_agency(principal: CurrentPrincipal) -> Principal:
 CurrentAdmin = Annotated[Principal, Depends(current_admin)]
 CurrentOperator = Annotated[Principal, Depends(current_operator)]
 CurrentAgency = Annotated[Principal, Depends(current_agency)]
+
+
+# -- refusals and bodies -----------------------------------------------------------------------------------------
+
+class RefusalScope:
+    """What a refusal of this request is recorded with: the ledger event and its details (which the body
+    dependency and the endpoint complete as they learn them: an envelope's digest, a delivery id)."""
+
+    def __init__(self, event: str, details: dict[str, Any]) -> None:
+        self.event = event
+        self.details = details
+
+    def note(self, **details: Any) -> None:
+        self.details.update(details)
+
+
+def ledgered_refusals(event: str, **details: Any) -> Any:
+    """A dependency that records, through :class:`~gateway.ledger.refusals.RefusalLog`, every refusal
+    (:class:`~gateway.problems.GatewayError`) raised after it by the endpoint or by a dependency declared
+    after it. Declare it after the caller's credential: a request that is not authenticated, or whose
+    credential may not call this endpoint, is not ledgered."""
+
+    async def scope(principal: CurrentPrincipal, refusals: RefusalsDep) -> AsyncIterator[RefusalScope]:
+        current = RefusalScope(event, dict(details))
+        try:
+            yield current
+        except GatewayError as error:
+            await refusals.record(event=current.event, actor=principal.actor, sender=principal.agency_code,
+                                  error=error, details=current.details)
+            raise
+
+    return Depends(scope)
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The whole body, refused as soon as it passes ``limit`` (Content-Length is not trusted)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body exceeds {limit} bytes")
+    buffer = bytearray()
+    async for chunk in request.stream():
+        buffer += chunk
+        if len(buffer) > limit:
+            raise BodyTooLarge(f"the body exceeds {limit} bytes")
+    return bytes(buffer)

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.logs import get_logger
 from gateway.problems import (
     PROBLEM_MEDIA_TYPE,
+    AgencySuspended,
     DatabaseUnavailable,
     GatewayError,
     Overloaded,
@@ -148,8 +149,9 @@ def problems(*errors: type[GatewayError]) -> dict[int | str, dict[str, Any]]:
     everything: tuple[type[GatewayError], ...] = (RequestInvalid, GatewayError, Overloaded, DatabaseUnavailable,
                                                   *errors)
     if Unauthenticated in errors:
-        # Authenticated routes: an agency over its request rate gets 429 (gateway.ratelimit).
-        everything = (*everything, TooManyRequests)
+        # Authenticated routes: an agency over its request rate gets 429 (gateway.ratelimit), a suspended
+        # agency's credential 403.
+        everything = (*everything, TooManyRequests, AgencySuspended)
     for err in everything:
         by_status[err.status].append(err)
     out: dict[int | str, dict[str, Any]] = {}

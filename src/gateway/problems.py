@@ -3,15 +3,16 @@
 Every expected failure the gateway can answer with is a :class:`GatewayError` subclass carrying its
 HTTP status and a stable ``type`` slug. Services and pure modules raise these; only this module knows
 about HTTP. The ``type`` member of a problem document is ``urn:gateway:problem:<slug>``; slugs never change
-once published (integrators switch on them).
+once published (integrators switch on them), and each belongs to exactly one class (a test fails on a second
+one): two rules never share a ``type``, and one rule raised from two places uses the one class.
 
 The tree::
 
     GatewayError
     ├── RequestInvalid                      400/422 request shape (field-level ``errors``)
-    ├── AuthError
-    │   ├── Unauthenticated                 401 no or unknown bearer token
-    │   └── Forbidden                       403 authenticated but not allowed (operator roles)
+    ├── Unauthenticated                     401 no or unknown bearer token
+    ├── Forbidden                           403 authenticated but not allowed (operator roles)
+    ├── AgencySuspended                     403 an agency credential of a suspended agency
     ├── NotFound                            404 (also: "exists but is not yours")
     ├── Conflict                            409 duplicate registrations, changed resubmissions
     ├── TooManyRequests                     429 an agency over its request rate
@@ -83,22 +84,25 @@ class UnsupportedMediaType(GatewayError):
     title = "The request's content type is not accepted here"
 
 
-class AuthError(GatewayError):
-    status = 401
-    slug = "unauthenticated"
-    title = "Authentication required"
-
-
-class Unauthenticated(AuthError):
+class Unauthenticated(GatewayError):
     status = 401
     slug = "unauthenticated"
     title = "A valid bearer token is required"
 
 
-class Forbidden(AuthError):
+class Forbidden(GatewayError):
     status = 403
     slug = "forbidden"
     title = "The credential does not allow this action"
+
+
+class AgencySuspended(GatewayError):
+    """The credential is an agency's, and the agency is suspended in the register (every route that
+    authenticates can answer it, so it lives here with the other credential problems)."""
+
+    status = 403
+    slug = "agency-suspended"
+    title = "The agency is suspended"
 
 
 class NotFound(GatewayError):

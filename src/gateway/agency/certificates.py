@@ -9,7 +9,10 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from gateway.agency.errors import CertificateExpired, CertificateMalformed
+from gateway.agency.errors import CertificateMalformed
+
+# The same rule as an envelope signed with an expired certificate: one problem type for both.
+from gateway.envelope.errors import CertificateExpired
 
 
 @dataclass(frozen=True)

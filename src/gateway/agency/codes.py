@@ -6,14 +6,14 @@ lowest non-zero part (``001.00.10.H47`` → ``000.00.10.H47`` → ``000.00.00.H4
 
 from __future__ import annotations
 
-import re
+from gateway.envelope.document import ORGAN_ID_PATTERN
 
-CODE_PATTERN = r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"
-_CODE_RE = re.compile(CODE_PATTERN)
+#: The OrganId of edXML (QĐ 20): one definition, in the envelope, which checks every From and To with it.
+CODE_PATTERN = ORGAN_ID_PATTERN.pattern
 
 
 def is_valid_code(code: str) -> bool:
-    return _CODE_RE.fullmatch(code) is not None
+    return ORGAN_ID_PATTERN.fullmatch(code) is not None
 
 
 def implied_parent(code: str) -> str | None:

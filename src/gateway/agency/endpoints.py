@@ -1,8 +1,8 @@
-"""``/v1/agencies``: the register, its certificates and agency tokens (admin; reads also auditor)."""
+"""``/v1/agencies``: the register and its certificates (admin; reads also auditor). Agency tokens: auth."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 
 from gateway.agency.errors import (
     AgencyCodeInvalid,
@@ -12,7 +12,6 @@ from gateway.agency.errors import (
     AgencyNotFound,
     AgencyParentUnknown,
     CertificateExists,
-    CertificateExpired,
     CertificateMalformed,
     CertificateNotFound,
 )
@@ -23,12 +22,10 @@ from gateway.agency.schemas import (
     AgencyUpdate,
     CertificateIn,
     CertificateOut,
-    TokenOut,
 )
-from gateway.agency.service import AgencyService
-from gateway.auth.errors import TokenNotFound
-from gateway.auth.service import AuthService
-from gateway.deps import CurrentAdmin, CurrentOperator, SessionDep
+from gateway.agency.service import AgencyService, Register
+from gateway.deps import CurrentAdmin, CurrentOperator, DatabaseDep, SessionDep
+from gateway.envelope.errors import CertificateExpired
 from gateway.problem_handlers import problems
 from gateway.problems import Forbidden, Unauthenticated
 
@@ -43,10 +40,8 @@ _AUTH = (Unauthenticated, Forbidden)
     responses=problems(*_AUTH, AgencyCodeInvalid, AgencyNameInvalid, AgencyEndpointInvalid, AgencyParentUnknown,
                        AgencyExists),
 )
-async def register_agency(body: AgencyCreate, admin: CurrentAdmin, session: SessionDep) -> AgencyOut:
-    view = await AgencyService(session, actor=admin.actor).register(body)
-    await session.commit()
-    return view.out()
+async def register_agency(body: AgencyCreate, admin: CurrentAdmin, db: DatabaseDep) -> AgencyOut:
+    return (await Register(db, actor=admin.actor).register(body)).out()
 
 
 @router.get("", response_model=AgencyList, responses=problems(*_AUTH))
@@ -66,10 +61,8 @@ async def show_agency(code: str, operator: CurrentOperator, session: SessionDep)
     responses=problems(*_AUTH, AgencyNotFound, AgencyCodeInvalid, AgencyNameInvalid, AgencyEndpointInvalid,
                        AgencyParentUnknown, AgencyExists),
 )
-async def update_agency(code: str, body: AgencyUpdate, admin: CurrentAdmin, session: SessionDep) -> AgencyOut:
-    view = await AgencyService(session, actor=admin.actor).update(code, body)
-    await session.commit()
-    return view.out()
+async def update_agency(code: str, body: AgencyUpdate, admin: CurrentAdmin, db: DatabaseDep) -> AgencyOut:
+    return (await Register(db, actor=admin.actor).update(code, body)).out()
 
 
 @router.post(
@@ -78,10 +71,8 @@ async def update_agency(code: str, body: AgencyUpdate, admin: CurrentAdmin, sess
     response_model=CertificateOut,
     responses=problems(*_AUTH, AgencyNotFound, CertificateMalformed, CertificateExpired, CertificateExists),
 )
-async def add_certificate(code: str, body: CertificateIn, admin: CurrentAdmin, session: SessionDep) -> CertificateOut:
-    cert = await AgencyService(session, actor=admin.actor).add_certificate(code, body.pem)
-    await session.commit()
-    return cert
+async def add_certificate(code: str, body: CertificateIn, admin: CurrentAdmin, db: DatabaseDep) -> CertificateOut:
+    return await Register(db, actor=admin.actor).add_certificate(code, body.pem)
 
 
 @router.delete(
@@ -89,32 +80,6 @@ async def add_certificate(code: str, body: CertificateIn, admin: CurrentAdmin, s
     response_model=CertificateOut,
     responses=problems(*_AUTH, AgencyNotFound, CertificateNotFound),
 )
-async def revoke_certificate(code: str, sha256: str, admin: CurrentAdmin, session: SessionDep) -> CertificateOut:
+async def revoke_certificate(code: str, sha256: str, admin: CurrentAdmin, db: DatabaseDep) -> CertificateOut:
     """Revoke: the certificate stays on record (with ``revoked_at``) and is refused from now on."""
-    cert = await AgencyService(session, actor=admin.actor).revoke_certificate(code, sha256)
-    await session.commit()
-    return cert
-
-
-@router.post(
-    "/{code}/tokens",
-    status_code=status.HTTP_201_CREATED,
-    response_model=TokenOut,
-    responses=problems(*_AUTH, AgencyNotFound),
-)
-async def issue_token(code: str, admin: CurrentAdmin, session: SessionDep) -> TokenOut:
-    token_id, token = await AuthService(session).issue_agency_token(code, actor=admin.actor)
-    await session.commit()
-    return TokenOut(id=token_id, token=token)
-
-
-@router.delete(
-    "/{code}/tokens/{token_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=problems(*_AUTH, TokenNotFound),
-)
-async def revoke_token(code: str, token_id: str, admin: CurrentAdmin, session: SessionDep) -> Response:
-    await AuthService(session).revoke_agency_token(code, token_id, actor=admin.actor)
-    await session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return await Register(db, actor=admin.actor).revoke_certificate(code, sha256)

@@ -46,11 +46,6 @@ class CertificateMalformed(AgencyError):
     title = "The certificate is not a single readable PEM X.509 certificate"
 
 
-class CertificateExpired(AgencyError):
-    slug = "certificate-expired"
-    title = "The certificate has already expired"
-
-
 class CertificateExists(Conflict):
     slug = "certificate-exists"
     title = "This certificate is already registered"

@@ -1,4 +1,8 @@
-"""Register rules. Services never commit: the caller's transaction does, with the ledger entry inside it."""
+"""Register rules.
+
+:class:`AgencyService` works in its caller's transaction (the ledger entry of each change inside it) and never
+commits; :class:`Register` is the unit of work the API calls: one committed transaction per change.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from gateway.agency.errors import (
 from gateway.agency.models import Agency, AgencyCertificate
 from gateway.agency.repository import AgencyRepository
 from gateway.agency.schemas import AgencyCreate, AgencyOut, AgencyUpdate, CertificateOut, PushDelivery
+from gateway.db import Database
 from gateway.ledger import service as ledger
 
 
@@ -209,3 +214,28 @@ class AgencyService:
                 details={"sha256": cert.sha256},
             )
         return CertificateOut.of(cert)
+
+
+class Register:
+    """The register's changes as units of work (CONTRIBUTING.md, "Transactions"): each opens one transaction
+    and commits it, the ledger entry inside, before the caller answers."""
+
+    def __init__(self, db: Database, *, actor: str) -> None:
+        self.db = db
+        self.actor = actor
+
+    async def register(self, data: AgencyCreate) -> AgencyView:
+        async with self.db.transaction() as session:
+            return await AgencyService(session, actor=self.actor).register(data)
+
+    async def update(self, code: str, patch: AgencyUpdate) -> AgencyView:
+        async with self.db.transaction() as session:
+            return await AgencyService(session, actor=self.actor).update(code, patch)
+
+    async def add_certificate(self, code: str, pem: str) -> CertificateOut:
+        async with self.db.transaction() as session:
+            return await AgencyService(session, actor=self.actor).add_certificate(code, pem)
+
+    async def revoke_certificate(self, code: str, sha256: str) -> CertificateOut:
+        async with self.db.transaction() as session:
+            return await AgencyService(session, actor=self.actor).revoke_certificate(code, sha256)

@@ -19,9 +19,3 @@ class OperatorInvalid(GatewayError):
 class TokenNotFound(NotFound):
     slug = "token-not-found"
     title = "No such token for this agency"
-
-
-class AgencySuspended(GatewayError):
-    status = 403
-    slug = "agency-suspended"
-    title = "The agency is suspended"

@@ -9,13 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.agency.errors import AgencyNotFound
 from gateway.agency.repository import AgencyRepository
-from gateway.auth.errors import AgencySuspended, OperatorExists, OperatorInvalid, TokenNotFound
+from gateway.auth.errors import OperatorExists, OperatorInvalid, TokenNotFound
 from gateway.auth.models import ApiToken, Operator
-from gateway.auth.principal import Principal, Role
 from gateway.auth.repository import AuthRepository
 from gateway.auth.tokens import TOKEN_PREFIX, hash_token, new_token
+from gateway.db import Database
 from gateway.ledger import service as ledger
-from gateway.problems import Unauthenticated
+from gateway.principal import Principal, Role
+from gateway.problems import AgencySuspended, Unauthenticated
 
 
 class AuthService:
@@ -115,3 +116,19 @@ class AuthService:
             role: Role = "admin" if operator.role == "admin" else "auditor"
             return Principal(kind="operator", name=operator.name, role=role, token_id=row.id)
         raise Unauthenticated()
+
+
+class AgencyTokens:
+    """Issuing and revoking agency tokens as units of work (one committed transaction each)."""
+
+    def __init__(self, db: Database, *, actor: str) -> None:
+        self.db = db
+        self.actor = actor
+
+    async def issue(self, code: str) -> tuple[str, str]:
+        async with self.db.transaction() as session:
+            return await AuthService(session).issue_agency_token(code, actor=self.actor)
+
+    async def revoke(self, code: str, token_id: str) -> None:
+        async with self.db.transaction() as session:
+            await AuthService(session).revoke_agency_token(code, token_id, actor=self.actor)

@@ -1,5 +1,5 @@
-"""The agency-side commands of ``gateway``: send, inbox, fetch, ack, status send, document, keys generate,
-and demo. They talk to a running gateway over HTTP through :class:`gateway.client.GatewayClient`, exactly
+"""The agency-side commands of ``gateway``: send, inbox, fetch, ack, status send, document and keys generate.
+They talk to a running gateway over HTTP through :class:`gateway.client.GatewayClient`, exactly
 as an agency's system would (unlike the console commands, which work on the database directly).
 
 Connection options come from the command line or the environment: ``--gateway``/``GATEWAY_URL``,
@@ -448,23 +448,9 @@ def keys_generate(
     typer.echo(f"register it           gateway agency cert-add {agency} {cert_file}")
 
 
-def demo(
-    timeout: Annotated[float, typer.Option("--timeout", help="give up (exit 1) after this many seconds")] = 60.0,
-    keep: Annotated[bool, typer.Option("--keep", help="keep the temporary data directory")] = False,
-) -> None:
-    """Show the whole flow in one command, in a temporary directory.
-
-    Starts a gateway on the embedded default and a push recipient, registers three agencies, sends a
-    signed document with a PDF to two of them, and prints the receipt, each delivery, the statuses
-    flowing back and the ledger verification.
-    """
-    from gateway.demo import run_demo
-
-    raise typer.Exit(code=run_demo(timeout=timeout, keep=keep))
-
-
 def register_client_commands(app: typer.Typer) -> None:
-    """Add the agency-side commands to the main ``gateway`` app."""
+    """Add the agency-side commands to a ``gateway`` app: the whole one (:mod:`gateway.cli`), or the
+    client-only one a ``pip install .`` without the server runs (:mod:`gateway.command`)."""
     app.command("send")(send)
     app.command("inbox")(inbox)
     app.command("fetch")(fetch)
@@ -472,4 +458,3 @@ def register_client_commands(app: typer.Typer) -> None:
     app.command("document")(document)
     app.add_typer(status_app, name="status")
     app.add_typer(keys_app, name="keys")
-    app.command("demo")(demo)

@@ -31,7 +31,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from gateway.delivery.signature import PushHeaders, PushSignatureError, verify_push
 from gateway.envelope import (
     DS_NS,
     EnvelopeError,
@@ -50,6 +49,7 @@ from gateway.envelope import (
     verify_receipt,
 )
 from gateway.envelope.attachments import normalize_content_id
+from gateway.envelope.push_signature import PushHeaders, PushSignatureError, verify_push
 
 from .compose import DEFAULT_INLINE_LIMIT, OutgoingDocument, PreparedEnvelope, prepare_document
 from .errors import (

@@ -1,4 +1,4 @@
-"""Delivery: the push worker, the pull inbox, status routing and backoff.
+"""Delivery: the push worker, the pull inbox, routing rules, the automatic 01 and backoff.
 
 - :mod:`~gateway.delivery.service`: the state machine per (document, recipient), every transition ledgered;
 - :mod:`~gateway.delivery.worker`: the push worker (in ``gateway serve`` and as ``gateway worker``);
@@ -7,7 +7,10 @@
 - :mod:`~gateway.delivery.push`, :mod:`~gateway.delivery.body`, :mod:`~gateway.delivery.signature`: one
   push attempt, the bytes it carries and the gateway's signed headers;
 - :mod:`~gateway.delivery.backoff` (pure): exponential backoff with full jitter, Retry-After, bounds;
-- :mod:`~gateway.delivery.routing`: where a status goes, and the gateway's automatic status 01;
-- :mod:`~gateway.delivery.endpoints`: ``/v1/inbox…``, ``POST /v1/statuses``,
-  ``POST /v1/deliveries/{id}/retry``.
+- :mod:`~gateway.delivery.rules` (pure): who a status goes to, which deliveries a message needs;
+- :mod:`~gateway.delivery.arrival`: the gateway's automatic status 01 (build, sign, accept through
+  :mod:`gateway.acceptance`);
+- :mod:`~gateway.delivery.endpoints`: ``/v1/inbox…`` and ``POST /v1/deliveries/{id}/retry``.
+
+Nothing here imports :mod:`gateway.intake`: intake uses :mod:`~gateway.delivery.rules`, never the reverse.
 """

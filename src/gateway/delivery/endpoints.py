@@ -1,4 +1,5 @@
-"""``/v1/inbox…`` (pull agencies), ``POST /v1/statuses`` (agencies), ``POST /v1/deliveries/{id}/retry`` (admin)."""
+"""``/v1/inbox…`` (pull agencies) and ``POST /v1/deliveries/{id}/retry`` (admin); refusals of an
+acknowledgement or a re-queue are ledgered as ``delivery.refused``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 
@@ -18,28 +19,23 @@ from gateway.delivery.errors import (
     DeliveryNotFound,
     DeliveryNotRetryable,
     InboxCursorInvalid,
-    StatusCodeNotAllowed,
-    StatusDuplicate,
 )
 from gateway.delivery.push import gateway_headers
 from gateway.delivery.schemas import Ack, AckOut, DeliveryOut, Inbox, InboxItem, Requeue
-from gateway.delivery.service import DeliveryService
-from gateway.deps import CurrentAdmin, CurrentAgency
-from gateway.documents.models import Delivery
-from gateway.documents.service import DocumentNotFound
-from gateway.envelope import envelope_error_types
-from gateway.intake.body import read_limited
-from gateway.intake.endpoints import XML_TYPES, IntakeDep
-from gateway.intake.errors import NotAStatus
-from gateway.problem_handlers import problems
-from gateway.problems import (
-    BodyTooLarge,
-    Forbidden,
-    GatewayError,
-    RequestInvalid,
-    Unauthenticated,
-    UnsupportedMediaType,
+from gateway.deps import (
+    BlobsDep,
+    CurrentAdmin,
+    CurrentAgency,
+    DeliveryDep,
+    GatewayKeyDep,
+    RefusalScope,
+    WakeWorker,
+    ledgered_refusals,
+    read_limited,
 )
+from gateway.documents.models import Delivery
+from gateway.problem_handlers import problems
+from gateway.problems import BodyTooLarge, Forbidden, RequestInvalid, Unauthenticated
 
 router = APIRouter(tags=["delivery"])
 M = TypeVar("M", bound=BaseModel)
@@ -47,19 +43,8 @@ M = TypeVar("M", bound=BaseModel)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def get_delivery(request: Request) -> DeliveryService:
-    service: DeliveryService = request.app.state.delivery
-    return service
-
-
-DeliveryDep = Annotated[DeliveryService, Depends(get_delivery)]
-
-
-def _wake_worker(request: Request) -> None:
-    """New push work was just queued: let the in-process worker claim it now rather than at its next poll."""
-    worker = getattr(request.app.state, "worker", None)
-    if worker is not None:
-        worker.notify()
+AckRefusals = Annotated[RefusalScope, ledgered_refusals("delivery.refused", action="ack", delivery=None)]
+RetryRefusals = Annotated[RefusalScope, ledgered_refusals("delivery.refused", action="retry", delivery=None)]
 
 
 def _delivery_id(value: str) -> str:
@@ -115,16 +100,16 @@ _DOWNLOAD: dict[int | str, dict[str, Any]] = {
 
 @router.get("/v1/inbox/{delivery_id}", response_class=Response,
             responses={**_DOWNLOAD, **problems(Unauthenticated, Forbidden, DeliveryNotFound)})
-async def download(delivery_id: str, agency: CurrentAgency, service: DeliveryDep, request: Request) -> Response:
+async def download(delivery_id: str, agency: CurrentAgency, service: DeliveryDep, blobs: BlobsDep,
+                   key: GatewayKeyDep) -> Response:
     """Download a delivery; the first download moves it from ``pending`` to ``fetched``."""
     delivery, document = await service.fetch(agency, _delivery_id(delivery_id))
-    blobs = request.app.state.blobs
     envelope = await asyncio.to_thread(blobs.read, document.envelope_sha256)
     body = await asyncio.to_thread(delivery_body, envelope, document.multipart, blobs, delivery.id)
     headers = gateway_headers(delivery_id=delivery.id, document=document.id, kind=document.kind,
                               sender=document.sender, recipient=delivery.recipient, sent_at=document.sent_at,
                               content_sha256=document.envelope_sha256, refers_to=document.refers_to,
-                              key=request.app.state.gateway_key, now=datetime.now(UTC))
+                              key=key, now=datetime.now(UTC))
     if not body.parts:
         return Response(envelope, media_type=body.media_type, headers=headers)
     return StreamingResponse(body.chunks(), media_type=body.media_type,
@@ -157,19 +142,17 @@ def _json_request(model: type[BaseModel], *, required: bool) -> dict[str, Any]:
              openapi_extra=_json_request(Ack, required=True),
              responses=problems(Unauthenticated, Forbidden, BodyTooLarge, DeliveryNotFound, DeliveryNotFetched,
                                 AckConflict))
-async def acknowledge(delivery_id: str, request: Request, agency: CurrentAgency, service: DeliveryDep) -> AckOut:
+async def acknowledge(delivery_id: str, request: Request, agency: CurrentAgency, refusals: AckRefusals,
+                      service: DeliveryDep, wake_worker: WakeWorker) -> AckOut:
     """``done``: the received instant is now (Điều 11.2) and the sender gets status 01; ``fail``: the
     recipient's system could not take it (reason kept). Repeating the same acknowledgement is harmless."""
-    try:
-        checked = _delivery_id(delivery_id)
-        ack = await _json_body(request, Ack, required=True)
-        assert ack is not None
-    except GatewayError as error:
-        await service.record_refusal(agency, "ack", "", error)
-        raise
+    checked = _delivery_id(delivery_id)
+    refusals.note(delivery=checked)
+    ack = await _json_body(request, Ack, required=True)
+    assert ack is not None
     result = await service.ack(agency, checked, ack.result, ack.reason)
     if result.changed:
-        _wake_worker(request)
+        wake_worker()
     d = result.delivery
     return AckOut(delivery_id=d.id, state=d.state, received_at=d.received_at,
                   changed=result.changed)
@@ -180,63 +163,13 @@ async def acknowledge(delivery_id: str, request: Request, agency: CurrentAgency,
 @router.post("/v1/deliveries/{delivery_id}/retry", response_model=DeliveryOut,
              openapi_extra=_json_request(Requeue, required=False),
              responses=problems(Unauthenticated, Forbidden, BodyTooLarge, DeliveryNotFound, DeliveryNotRetryable))
-async def retry(delivery_id: str, request: Request, admin: CurrentAdmin, service: DeliveryDep) -> DeliveryOut:
+async def retry(delivery_id: str, request: Request, admin: CurrentAdmin, refusals: RetryRefusals,
+                service: DeliveryDep, wake_worker: WakeWorker) -> DeliveryOut:
     """Re-queue a dead push delivery (or a failed pull one): attempts start again from zero and the age
     bound counts from now; the register's current delivery mode applies. Optional body: ``{"reason"}``."""
-    try:
-        checked = _delivery_id(delivery_id)
-        body = await _json_body(request, Requeue, required=False)
-    except GatewayError as error:
-        await service.record_refusal(admin, "retry", "", error)
-        raise
+    checked = _delivery_id(delivery_id)
+    refusals.note(delivery=checked)
+    body = await _json_body(request, Requeue, required=False)
     requeued = await service.requeue(admin, checked, body.reason if body else None)
-    _wake_worker(request)
+    wake_worker()
     return _out(requeued)
-
-
-# -- statuses ----------------------------------------------------------------------------------------------------
-
-_STATUS_BODY: dict[str, Any] = {
-    "required": True,
-    "content": {"application/xml": {"schema": {
-        "type": "string", "format": "binary",
-        "description": "an edXML status message (no body, no attachments), signed per the agency's policy"}}},
-}
-_RECEIPT = {"content": {"application/xml": {"schema": {"type": "string"}}},
-            "description": "the gateway's signed receipt (kind status; recipients: where the status goes)"}
-
-
-@router.post(
-    "/v1/statuses",
-    status_code=201,
-    response_class=Response,
-    openapi_extra={"requestBody": _STATUS_BODY},
-    responses={
-        201: _RECEIPT,
-        200: {**_RECEIPT, "description": "an identical resubmission: the receipt given the first time"},
-        **problems(Unauthenticated, Forbidden, BodyTooLarge, UnsupportedMediaType, NotAStatus, DocumentNotFound,
-                   StatusCodeNotAllowed, StatusDuplicate, *envelope_error_types()),
-    },
-    tags=["statuses"],
-)
-async def submit_status(request: Request, agency: CurrentAgency, intake: IntakeDep) -> Response:
-    """Report what the caller did with a document it received (EDXML.md status codes), or, as its sender,
-    recall it (13). Routed to the other party like a document (push or pull), ledgered."""
-    settings = request.app.state.settings
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    try:
-        if media not in XML_TYPES:
-            raise UnsupportedMediaType("send the status message as application/xml")
-        data = await read_limited(request, settings.max_envelope_bytes)
-    except GatewayError as error:
-        await intake.record_refusal(agency, None, None, error, event="status.refused")
-        raise
-    result = await intake.submit_status(agency, data)
-    if result.created:
-        _wake_worker(request)
-    return Response(
-        result.receipt,
-        status_code=201 if result.created else 200,
-        media_type="application/xml",
-        headers={"Location": f"/v1/documents/{result.document}", "X-Gateway-Document-Id": result.document},
-    )

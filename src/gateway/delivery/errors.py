@@ -1,4 +1,4 @@
-"""Refusals of the delivery endpoints (inbox, ack, re-queue) and of status messages, each with its slug."""
+"""Refusals of the delivery endpoints (inbox, ack, re-queue) each with its slug."""
 
 from __future__ import annotations
 
@@ -29,14 +29,3 @@ class InboxCursorInvalid(GatewayError):
     status = 400
     slug = "inbox-cursor-invalid"
     title = "The inbox cursor is not one the gateway gave out"
-
-
-class StatusDuplicate(Conflict):
-    slug = "status-duplicate"
-    title = "This agency already reported this status code for this document (only 05 may repeat)"
-
-
-class StatusCodeNotAllowed(GatewayError):
-    status = 422
-    slug = "status-code-not-allowed"
-    title = "Recipients report statuses; the sender may only recall (13)"

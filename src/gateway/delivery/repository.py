@@ -205,33 +205,3 @@ class DeliveryRepository:
             ))
         result = await self.session.execute(query)
         return [(d, doc) for d, doc in result.all()]
-
-    # -- statuses ------------------------------------------------------------------------------------------
-
-    async def original(self, sender: str, document_id: str) -> Document | None:
-        result = await self.session.execute(
-            select(Document).where(Document.sender == sender, Document.document_id == document_id,
-                                   Document.kind == "document")
-        )
-        return result.scalar_one_or_none()
-
-    async def recipients_of(self, document: str) -> list[str]:
-        result = await self.session.execute(
-            select(Delivery.recipient).where(Delivery.document == document).order_by(Delivery.recipient)
-        )
-        return list(result.scalars())
-
-    async def status_exists(self, sender: str, refers_to: str, code: str) -> bool:
-        result = await self.session.execute(
-            select(func.count()).select_from(Document).where(
-                Document.kind == "status", Document.sender == sender, Document.refers_to == refers_to,
-                Document.status_code == code,
-            )
-        )
-        return bool(result.scalar_one())
-
-    async def agencies(self, codes: Sequence[str]) -> dict[str, Agency]:
-        if not codes:
-            return {}
-        result = await self.session.execute(select(Agency).where(Agency.code.in_(list(codes))))
-        return {a.code: a for a in result.scalars()}

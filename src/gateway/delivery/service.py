@@ -17,7 +17,7 @@ Ledger event types (declared in ``gateway.ledger.events``): ``delivery.in_flight
 claimed), ``delivery.delivered`` (the received instant is fixed: push 2xx, or pull ``done``),
 ``delivery.retry_scheduled``, ``delivery.dead``, ``delivery.fetched``, ``delivery.failed``,
 ``delivery.requeued``, ``delivery.refused`` (an ack or re-queue request refused), and
-``status.auto_arrived`` (the gateway's own 01, see :mod:`gateway.delivery.routing`).
+``status.auto_arrived`` (the gateway's own 01, see :mod:`gateway.delivery.arrival`).
 
 Nothing here holds a transaction across network I/O: the worker posts between its claim transaction and
 its result transaction, and the result is written only while the lease is still the worker's.
@@ -34,20 +34,20 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.auth.principal import Principal
+from gateway.agency.repository import AgencyRepository
 from gateway.blobs import BlobStore
 from gateway.db import Database
 from gateway.documents.models import Delivery, Document
 from gateway.ledger import service as ledger
 from gateway.ledger.service import GATEWAY_ACTOR
-from gateway.problems import GatewayError
+from gateway.principal import Principal
 from gateway.signing import GatewayKey
 
 from . import metrics
+from .arrival import build_arrival, original_of, original_of_job, record_delivered
 from .backoff import Decision
 from .errors import AckConflict, DeliveryNotFetched, DeliveryNotFound, DeliveryNotRetryable, InboxCursorInvalid
 from .repository import DeliveryRepository, Job
-from .routing import Original, PendingArrival, arrival_event, arrival_ledgered, build_arrival, prepare_arrival
 
 
 def _now() -> datetime:
@@ -56,16 +56,6 @@ def _now() -> datetime:
 
 def _short(text: str, limit: int = 1000) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def original_of(document: Document) -> Original:
-    return Original(id=document.id, kind=document.kind, sender=document.sender, document_id=document.document_id,
-                    code=document.code, promulgation_date=document.promulgation_date, priority=document.priority)
-
-
-def original_of_job(job: Job) -> Original:
-    return Original(id=job.document, kind=job.kind, sender=job.sender, document_id=job.document_id, code=job.code,
-                    promulgation_date=job.promulgation_date, priority=job.priority)
 
 
 def _event(type: str, actor: str, delivery: Delivery | Job, document: Document | Job,
@@ -79,15 +69,6 @@ def _event(type: str, actor: str, delivery: Delivery | Job, document: Document |
 async def _append(session: AsyncSession, type: str, actor: str, delivery: Delivery | Job, document: Document | Job,
                   details: dict[str, Any]) -> None:
     await ledger.append_many(session, [_event(type, actor, delivery, document, details)])
-
-
-async def _append_with_arrival(session: AsyncSession, event: ledger.Event, pending: PendingArrival | None) -> None:
-    """The delivered entry and, after it, the automatic 01's, in one INSERT."""
-    if pending is None:
-        await ledger.append_many(session, [event])
-        return
-    _delivered, arrived = await ledger.append_many(session, [event, arrival_event(pending)])
-    await arrival_ledgered(session, pending, arrived)
 
 
 # -- push: used by the worker, each call inside the worker's short transaction ---------------------------------
@@ -115,14 +96,10 @@ class PushTransitions:
         if not await self.repo.finish(job, now, state="delivered", received_at=received_at, next_attempt_at=None,
                                       last_error=None):
             return False
-        # The 01's rows before either ledger entry: the head stays locked from the first append to the commit.
-        pending = None if arrival is None else await prepare_arrival(
-            self.session, original_of_job(job), job.recipient, received_at, arrival, key.certificate,
-            delivery_id=job.delivery_id)
-        await _append_with_arrival(self.session, _event("delivery.delivered", GATEWAY_ACTOR, job, job, {
+        await record_delivered(self.session, _event("delivery.delivered", GATEWAY_ACTOR, job, job, {
             "mode": "push", "attempt": job.attempt, "http_status": http_status,
             "received_at": received_at.isoformat(), "duration_ms": round(duration * 1000, 1), "worker": job.owner,
-        }), pending)
+        }), original_of_job(job), job.recipient, received_at, arrival, key.certificate, delivery_id=job.delivery_id)
         return True
 
     async def retry(self, job: Job, decision: Decision, error: str, http_status: int | None) -> bool:
@@ -188,7 +165,8 @@ def decode_cursor(cursor: str) -> tuple[int, datetime, str]:
 
 
 class DeliveryService:
-    """Inbox, download, acknowledgement and re-queue; refusals of state changes are ledgered."""
+    """Inbox, download, acknowledgement and re-queue (refusals are ledgered by the caller:
+    :mod:`gateway.ledger.refusals`)."""
 
     def __init__(self, db: Database, blobs: BlobStore, key: GatewayKey) -> None:
         self.db = db
@@ -217,20 +195,13 @@ class DeliveryService:
         return delivery, document
 
     async def ack(self, agency: Principal, delivery_id: str, result: str, reason: str | None) -> AckResult:
-        try:
-            return await self._ack(agency, delivery_id, result, reason)
-        except GatewayError as error:
-            await self.record_refusal(agency, "ack", delivery_id, error)
-            raise
-
-    async def _ack(self, agency: Principal, delivery_id: str, result: str, reason: str | None) -> AckResult:
         received_at = _now()  # the instant the acknowledgement arrived: the received instant (Điều 11.2)
         async with self.db.transaction() as session:
             delivery, document = await self._own(session, agency, delivery_id)
             answer = self._settled(delivery, result)
             if answer is not None:
                 return answer
-            recipient_name = (await DeliveryRepository(session).agencies([delivery.recipient]))[delivery.recipient].name
+            recipient_name = (await AgencyRepository(session).get_many([delivery.recipient]))[delivery.recipient].name
         arrival: bytes | None = None
         if result == "done" and document.kind == "document":
             arrival = await asyncio.to_thread(build_arrival, original_of(document), delivery.recipient,
@@ -252,12 +223,10 @@ class DeliveryService:
                     raise AckConflict()
                 return answer
             if result == "done":
-                pending = None if arrival is None else await prepare_arrival(
-                    session, original_of(document), delivery.recipient, received_at, arrival, self.key.certificate,
-                    delivery_id=delivery.id)
-                await _append_with_arrival(session, _event("delivery.delivered", agency.actor, delivery, document,
-                                                           {"mode": "pull", "received_at": received_at.isoformat()}),
-                                           pending)
+                await record_delivered(session, _event("delivery.delivered", agency.actor, delivery, document,
+                                                       {"mode": "pull", "received_at": received_at.isoformat()}),
+                                       original_of(document), delivery.recipient, received_at, arrival,
+                                       self.key.certificate, delivery_id=delivery.id)
             else:
                 await _append(session, "delivery.failed", agency.actor, delivery, document,
                               {"mode": "pull", "reason": _short(reason or "", 500)})
@@ -280,13 +249,6 @@ class DeliveryService:
         return None
 
     async def requeue(self, operator: Principal, delivery_id: str, reason: str | None) -> Delivery:
-        try:
-            return await self._requeue(operator, delivery_id, reason)
-        except GatewayError as error:
-            await self.record_refusal(operator, "retry", delivery_id, error)
-            raise
-
-    async def _requeue(self, operator: Principal, delivery_id: str, reason: str | None) -> Delivery:
         now = _now()
         async with self.db.transaction() as session:
             repo = DeliveryRepository(session)
@@ -316,11 +278,3 @@ class DeliveryService:
         if found is None or found[0].recipient != agency.agency_code or found[0].mode != "pull":
             raise DeliveryNotFound()
         return found[0], found[1]
-
-    async def record_refusal(self, principal: Principal, action: str, delivery_id: str, error: GatewayError) -> None:
-        async with self.db.transaction() as session:
-            await ledger.append(
-                session, type="delivery.refused", actor=principal.actor, sender=principal.agency_code,
-                details={"action": action, "rule": error.slug, "status": error.status,
-                         "delivery": delivery_id or None},
-            )

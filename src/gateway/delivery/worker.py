@@ -46,12 +46,12 @@ from gateway.logs import get_logger
 from gateway.signing import GatewayKey
 
 from . import metrics
+from .arrival import build_arrival, original_of_job
 from .backoff import Policy, decide_failure
 from .body import delivery_body
 from .push import PushResult, push
 from .repository import Job
-from .routing import build_arrival
-from .service import PushTransitions, original_of_job
+from .service import PushTransitions
 
 _log = get_logger("gateway.delivery")
 

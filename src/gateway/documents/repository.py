@@ -91,6 +91,21 @@ class DocumentRepository:
         )
         return set(result.scalars())
 
+    async def recipients_of(self, document: str) -> list[str]:
+        result = await self.session.execute(
+            select(Delivery.recipient).where(Delivery.document == document).order_by(Delivery.recipient)
+        )
+        return list(result.scalars())
+
+    async def status_exists(self, sender: str, refers_to: str, code: str) -> bool:
+        result = await self.session.execute(
+            select(func.count()).select_from(Document).where(
+                Document.kind == "status", Document.sender == sender, Document.refers_to == refers_to,
+                Document.status_code == code,
+            )
+        )
+        return bool(result.scalar_one())
+
     def add_all(self, rows: Sequence[Document | Attachment | Delivery]) -> None:
         self.session.add_all(rows)
 

@@ -7,10 +7,10 @@ from typing import Literal, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.auth.principal import Principal
 from gateway.documents.models import Document
 from gateway.documents.repository import DocumentRepository
 from gateway.documents.schemas import AttachmentView, DeliveryState, DocumentView, RecipientView
+from gateway.principal import Principal
 from gateway.problems import NotFound
 
 VN_TZ = timezone(timedelta(hours=7), "+07:00")

@@ -42,9 +42,12 @@ Left to the caller because they need the register or the database: whether every
 active agency; idempotency on (sender, DocumentId, envelope digest); duplicate status messages; PDF
 signature (PAdES) reporting; malware scanning.
 
-Building (:mod:`~gateway.envelope.build`) and the gateway's signed receipt
-(:mod:`~gateway.envelope.receipt`) live here too, so the client, the samples and the tests write exactly
-what the gateway reads.
+Building (:mod:`~gateway.envelope.build`), the gateway's signed receipt
+(:mod:`~gateway.envelope.receipt`) and the gateway's signature on push deliveries and pull downloads
+(:mod:`~gateway.envelope.push_signature`) live here too, so the client, the samples and the tests write
+and check exactly what the gateway reads and signs. With :mod:`gateway.problems` (the error tree, stdlib
+only) this package is the pure core the agency client installs without the server: it imports lxml,
+signxml and cryptography, never the server's packages (``pip install .``, README "Installing").
 """
 
 from __future__ import annotations

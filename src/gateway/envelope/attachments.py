@@ -127,6 +127,7 @@ _TEXT_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x19\x1b-\x1f\x7f]")
 _SNIFF_BYTES = 8192
 _CHUNK = 1024 * 1024
 _NAME_MAX = 255
+_MSDOS_DIRECTORY = 0x10  # FILE_ATTRIBUTE_DIRECTORY in the low byte of the external attributes
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,21 @@ def _safe_member_name(name: str) -> bool:
     return name not in (".", "..") and not any(ord(ch) < 32 for ch in name)
 
 
+def _is_regular_file(info: zipfile.ZipInfo) -> bool:
+    """Whether a ZIP entry is a plain file, whatever tool wrote it.
+
+    The high 16 bits of the external attributes hold a Unix ``st_mode`` only when the writer put one there:
+    Java's ``ZipOutputStream`` and Windows write 0, Python's ``ZipFile.writestr(name, ...)`` writes
+    permission bits alone (``0o600``), Info-ZIP a full mode (``0o100644``). So absent file-type bits mean a
+    regular file, ``S_IFREG`` is one, and any other file type (directory, symlink, device, FIFO, socket) is
+    not. The MS-DOS directory attribute (low byte, ``0x10``) and a name ending in ``/`` also mark a directory.
+    """
+    file_type = stat.S_IFMT(info.external_attr >> 16)
+    if file_type not in (0, stat.S_IFREG):
+        return False
+    return not (info.external_attr & _MSDOS_DIRECTORY or info.filename.endswith("/"))
+
+
 def _unzip_single(payload: bytes, label: str, limits: Limits) -> tuple[str, bytes]:
     if not payload.startswith(_ZIP_MAGIC):
         raise AttachmentZipInvalid(f"{label} is not a ZIP archive", content_id=label)
@@ -265,8 +281,7 @@ def _unzip_single(payload: bytes, label: str, limits: Limits) -> tuple[str, byte
             raise AttachmentZipInvalid(
                 f"{label}: the ZIP entry name is a path or unsafe (path traversal)", content_id=label
             )
-        mode = info.external_attr >> 16
-        if info.is_dir() or (mode and not stat.S_ISREG(mode)):
+        if not _is_regular_file(info):
             raise AttachmentZipInvalid(f"{label}: the ZIP entry is not a regular file", content_id=label)
         if info.flag_bits & 0x1:
             raise AttachmentZipInvalid(f"{label}: the ZIP entry is encrypted", content_id=label)

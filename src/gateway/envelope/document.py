@@ -68,6 +68,8 @@ __all__ = [
 
 DEFAULT_LIMITS = Limits()
 
+#: The mã định danh (OrganId) of QĐ 20, ``LLL.KK.JJ.Xnn``: the one definition of an agency code's form (the
+#: register and the ledger's filter check codes with it too).
 ORGAN_ID_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 #: 0 Thường, 1 Khẩn, 2 Thượng khẩn, 3 Hỏa tốc, 4 Hỏa tốc hẹn giờ
 PRIORITIES = frozenset(range(5))

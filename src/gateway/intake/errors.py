@@ -50,3 +50,14 @@ class RecipientUnknown(GatewayError):
     status = 422
     slug = "recipient-unknown"
     title = "A recipient is not a registered, active agency"
+
+
+class StatusDuplicate(Conflict):
+    slug = "status-duplicate"
+    title = "This agency already reported this status code for this document (only 05 may repeat)"
+
+
+class StatusCodeNotAllowed(GatewayError):
+    status = 422
+    slug = "status-code-not-allowed"
+    title = "Recipients report statuses; the sender may only recall (13)"

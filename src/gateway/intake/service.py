@@ -12,15 +12,16 @@ The steps, in order (the envelope's own checks are numbered in ``gateway.envelop
    scanner is configured, every attachment goes through clamd (``gateway.malware``; a match refuses).
 7. Blobs: the original bytes and every attachment are written by SHA-256 (fsynced) before the
    transaction that makes them referenced commits.
-8. One transaction: the document, its attachments, one delivery per recipient and the ledger entry
-   ``envelope.accepted``, whose recorded instant — read after the ledger head is locked, just before
-   commit — is the sent instant (Điều 11.1). Envelopes reaching this step together share the transaction
-   (``gateway.db.group_commit``); one that fails there is retried alone, so it never fails the others.
+8. :func:`gateway.acceptance.accept`: the document, its attachments, one delivery per recipient and the
+   ledger entry ``envelope.accepted``, whose recorded instant — read after the ledger head is locked, just
+   before commit — is the sent instant (Điều 11.1). Messages reaching this step together share the
+   transaction (``gateway.db.group_commit``); one that fails there is retried alone, so it never fails the
+   others.
 9. The receipt is built from the stored rows and signed with the gateway key (RSA PKCS#1 v1.5 is
    deterministic, so the same rows always give the same receipt bytes).
 
-Any refusal is written to the ledger as ``envelope.refused`` (rule, envelope digest and size, never the
-content) in a transaction of its own, and staged parts are deleted.
+A refusal raises its :class:`~gateway.problems.GatewayError`; the caller records it in the ledger
+(``envelope.refused`` / ``status.refused``, through :mod:`gateway.ledger.refusals`).
 
 Status messages (``POST /v1/statuses``, :meth:`IntakeService.submit_status`) take the same steps, with the
 steps that concern the original document in place of 4 and 5, and no 6:
@@ -35,19 +36,16 @@ steps that concern the original document in place of 4 and 5, and no 6:
    may report nothing but a recall (status-code-not-allowed);
 5. the same agency, original and code already reported: 409 status-duplicate, except 05 (may repeat);
 7. the bytes go to the blob store;
-8. one transaction: the status document (kind ``status``, ``refers_to`` the original), one delivery per
-   target (:mod:`gateway.delivery.routing`: the sender; for 13 the recipients) and ``status.accepted``,
-   whose instant is the status's sent instant;
+8. :func:`gateway.acceptance.accept`: the status document (kind ``status``, ``refers_to`` the original),
+   one delivery per target (:mod:`gateway.delivery.rules`: the sender; for 13 the recipients) and
+   ``status.accepted``, whose instant is the status's sent instant;
 9. the signed receipt (kind ``status``, recipients = the targets).
-
-Refusals are ledgered as ``status.refused``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,15 +53,13 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.agency.models import Agency, AgencyCertificate
+from gateway.acceptance import Accepted, Event, Message, NewAttachment, Target, accept
+from gateway.agency.models import AgencyCertificate
 from gateway.agency.repository import AgencyRepository
-from gateway.auth.principal import Principal
 from gateway.blobs import BlobStore
 from gateway.db import Database
 from gateway.db.group_commit import GroupCommit
-from gateway.delivery.errors import StatusCodeNotAllowed, StatusDuplicate
-from gateway.delivery.repository import DeliveryRepository
-from gateway.delivery.routing import RECALL, fix_sent_instant, new_deliveries, status_targets
+from gateway.delivery.rules import RECALL, delivery_targets, status_targets
 from gateway.documents.models import Attachment, Delivery, Document
 from gateway.documents.repository import DocumentRepository
 from gateway.documents.service import DocumentNotFound
@@ -78,12 +74,17 @@ from gateway.envelope import (
     inspect_envelope,
 )
 from gateway.envelope import envelope_sha256 as digest_of
-from gateway.intake.errors import DocumentChanged, NotADocument, NotAStatus, RecipientUnknown
+from gateway.intake.errors import (
+    DocumentChanged,
+    NotADocument,
+    NotAStatus,
+    RecipientUnknown,
+    StatusCodeNotAllowed,
+    StatusDuplicate,
+)
 from gateway.intake.multipart import MultipartUpload
-from gateway.ledger import service as ledger
 from gateway.malware import Scanner
 from gateway.pdfsig import pdf_signature_state, pdf_signature_state_of
-from gateway.problems import GatewayError
 from gateway.signing import GatewayKey
 
 
@@ -97,56 +98,34 @@ class IntakeResult:
 
 
 class IntakeService:
+    """Both submit paths; neither records its refusals (the caller does, through
+    :class:`gateway.ledger.refusals.RefusalLog`) nor commits outside :attr:`_writes`."""
+
     def __init__(
         self, db: Database, blobs: BlobStore, key: GatewayKey, limits: Limits, scanner: Scanner | None = None
     ) -> None:
         self.scanner = scanner
         self.db = db
-        self._writes: GroupCommit[tuple[Document, list[Attachment], list[Delivery]]] = GroupCommit(db)
+        # Documents and statuses reaching step 8 together share a transaction (CONTRIBUTING.md).
+        self._writes: GroupCommit[Accepted] = GroupCommit(db)
         self.blobs = blobs
         self.key = key
         self.limits = limits
 
-    async def submit(self, principal: Principal, data: bytes, upload: MultipartUpload | None = None) -> IntakeResult:
-        sender = principal.agency_code
-        assert sender is not None
+    async def submit(self, sender: str, data: bytes, upload: MultipartUpload | None = None) -> IntakeResult:
+        """Accept a document from ``sender`` (an authenticated agency). The caller discards ``upload``'s
+        staged parts afterwards (those the document references are committed to the blob store by then)."""
         digest = digest_of(data)
-        try:
-            return await self._submit(sender, data, digest, upload)
-        except GatewayError as error:
-            await self.record_refusal(principal, digest, len(data), error)
-            raise
-        finally:
-            if upload is not None:
-                upload.discard()
-
-    async def _submit(self, sender: str, data: bytes, digest: str, upload: MultipartUpload | None) -> IntakeResult:
-        # 1, 2 (reads, no transaction: step 8's constraints back up every check made before it)
-        async with self.db.read() as session:
-            existing = await DocumentRepository(session).by_envelope(sender, digest, "document")
-            if existing is not None:
-                return IntakeResult(await self._receipt_for(session, existing), False, existing.id)
-            agencies = AgencyRepository(session)
-            agency = await agencies.get(sender)
-            assert agency is not None  # authenticated agencies exist
-            certs = list(await agencies.certificates(sender))
-        # 3
         large_parts = (
             {cid: LargePart(sha256=w.sha256, size=w.size, head=w.head) for cid, w in upload.parts.items()}
             if upload is not None
             else None
         )
-        now = datetime.now(UTC)
-        envelope = await asyncio.to_thread(
-            inspect_envelope,
-            data,
-            sender=sender,
-            certificates=_trusted(certs),
-            now=now,
-            policy="channel" if agency.signature_policy == "channel" else "required",
-            limits=self.limits,
-            large_parts=large_parts,
-        )
+        # 1, 2, 3
+        checked = await self._resubmitted_or_inspected(sender, data, digest, "document", large_parts)
+        if isinstance(checked, IntakeResult):
+            return checked
+        envelope = checked
         if envelope.kind != "document" or envelope.document is None:
             raise NotADocument()
         meta = envelope.document
@@ -172,24 +151,72 @@ class IntakeService:
             elif upload is not None:
                 await asyncio.to_thread(self.blobs.commit, upload.parts[attachment.content_id])
         # 8
-        document_uuid = str(uuid.uuid4())
-        to = [recipients[c] for c in meta.recipient_ids]
+        message = Message(
+            kind="document", sender=sender, document_id=meta.document_id, envelope_sha256=digest,
+            envelope_size=len(data), multipart=upload is not None, signed=envelope.signed,
+            signer_certificate=envelope.signature.certificate_sha256, priority=meta.priority,
+            subject=meta.subject, type_name=meta.type_name, code=f"{meta.code_number}/{meta.code_notation}",
+            promulgation_date=meta.promulgation_date, business_doc_type=meta.business_doc_type,
+            attachments=tuple(NewAttachment(a.content_id, a.name, a.content_type, a.sha256, a.size,
+                                            pdf_states.get(a.content_id)) for a in envelope.attachments),
+        )
+        event = Event("envelope.accepted", f"agency:{sender}", details={
+            "envelope_sha256": digest,
+            "envelope_size": len(data),
+            "signed": envelope.signed,
+            "signer_certificate": envelope.signature.certificate_sha256,
+            "recipients": list(meta.recipient_ids),
+            "attachments": [{"content_id": a.content_id, "sha256": a.sha256, "size": a.size}
+                            for a in envelope.attachments],
+            "priority": meta.priority,
+        })
+        targets = delivery_targets(recipients[c] for c in meta.recipient_ids)
         try:
-            # In a transaction shared with the other envelopes being stored at this moment (one ledger lock,
-            # one commit for all of them); answered once it has committed.
-            document, attachments, deliveries = await self._writes.run(lambda session: self._store(
-                session, document_uuid, sender, digest, len(data), envelope, to, pdf_states, upload is not None))
+            accepted = await self._accept(message, targets, event)
         except IntegrityError:
             # A concurrent submission of the same DocumentId won the race: answer as if it came first.
             async with self.db.read() as session:
-                repo = DocumentRepository(session)
-                winner = await repo.by_document_id(sender, meta.document_id)
+                winner = await DocumentRepository(session).by_document_id(sender, meta.document_id)
                 if winner is None or winner.envelope_sha256 != digest:
                     raise DocumentChanged() from None
                 return IntakeResult(await self._receipt_for(session, winner), False, winner.id)
         # 9 (from the rows just committed, as they were stored: nothing is read back while the head is locked)
-        receipt = await asyncio.to_thread(self._sign, _receipt_data_of(document, attachments, deliveries))
-        return IntakeResult(receipt, True, document.id, push=any(d.mode == "push" for d in deliveries))
+        return await self._result(accepted)
+
+    async def _resubmitted_or_inspected(self, sender: str, data: bytes, digest: str, kind: str,
+                                        large_parts: dict[str, LargePart] | None) -> IntakeResult | Envelope:
+        """Steps 1 to 3: the receipt already given for these bytes (an identical resubmission), or the envelope
+        as :func:`~gateway.envelope.inspect_envelope` found it under the sender's register entry."""
+        # reads, no transaction: step 8's constraints back up every check made before it
+        async with self.db.read() as session:
+            existing = await DocumentRepository(session).by_envelope(sender, digest, kind)
+            if existing is not None:
+                return IntakeResult(await self._receipt_for(session, existing), False, existing.id)
+            agencies = AgencyRepository(session)
+            agency = await agencies.get(sender)
+            assert agency is not None  # authenticated agencies exist
+            certs = list(await agencies.certificates(sender))
+        return await asyncio.to_thread(
+            inspect_envelope,
+            data,
+            sender=sender,
+            certificates=_trusted(certs),
+            now=datetime.now(UTC),
+            policy="channel" if agency.signature_policy == "channel" else "required",
+            limits=self.limits,
+            large_parts=large_parts,
+        )
+
+    async def _accept(self, message: Message, targets: Sequence[Target], event: Event) -> Accepted:
+        """Step 8, in a transaction shared with the other messages being stored at this moment (one ledger
+        lock, one commit for all of them); returns once it has committed."""
+        return await self._writes.run(lambda session: accept(session, message, targets, event))
+
+    async def _result(self, accepted: Accepted) -> IntakeResult:
+        receipt = await asyncio.to_thread(
+            self._sign, _receipt_data_of(accepted.document, accepted.attachments, accepted.deliveries))
+        return IntakeResult(receipt, True, accepted.document.id,
+                            push=any(d.mode == "push" for d in accepted.deliveries))
 
     async def _check_unchanged(self, repo: DocumentRepository, sender: str, document_id: str, digest: str) -> None:
         previous = await repo.by_document_id(sender, document_id)
@@ -218,147 +245,31 @@ class IntakeService:
                     states[attachment.content_id] = pdf_signature_state_of(fh)
         return states
 
-    async def _store(
-        self,
-        session: AsyncSession,
-        document_uuid: str,
-        sender: str,
-        digest: str,
-        size: int,
-        envelope: Envelope,
-        recipients: Sequence[Agency],
-        pdf_states: dict[str, str | None],
-        multipart: bool,
-    ) -> tuple[Document, list[Attachment], list[Delivery]]:
-        """The rows of an accepted document, and its ledger entry last: the ledger head is locked from the
-        append to the commit, so as little as possible happens after it."""
-        meta = envelope.document
-        assert meta is not None
-        now = datetime.now(UTC)
-        document = Document(
-            id=document_uuid,
-            kind="document",
-            sender=sender,
-            document_id=meta.document_id,
-            envelope_sha256=digest,
-            envelope_size=size,
-            multipart=multipart,
-            signed=envelope.signed,
-            signer_certificate=envelope.signature.certificate_sha256,
-            subject=meta.subject,
-            type_name=meta.type_name,
-            code=f"{meta.code_number}/{meta.code_notation}",
-            promulgation_date=meta.promulgation_date,
-            priority=meta.priority,
-            business_doc_type=meta.business_doc_type,
-            status_code=None,
-            refers_to=None,
-            sent_at=now,
-            ledger_seq=0,
-            ledger_hash="",
-        )
-        attachments = [
-            Attachment(document=document_uuid, ordinal=i, content_id=a.content_id, name=a.name,
-                       content_type=a.content_type, sha256=a.sha256, size=a.size,
-                       pdf_signature=pdf_states.get(a.content_id))
-            for i, a in enumerate(envelope.attachments)
-        ]
-        deliveries = new_deliveries(document_uuid, recipients, meta.priority, now)
-        repo = DocumentRepository(session)
-        # The document row goes first: attachments and deliveries reference it.
-        repo.add_all([document])
-        await repo.flush()
-        repo.add_all([*attachments, *deliveries])
-        await repo.flush()
-        entry = await ledger.append(
-            session,
-            type="envelope.accepted",
-            actor=f"agency:{sender}",
-            document=document_uuid,
-            document_id=meta.document_id,
-            sender=sender,
-            details={
-                "envelope_sha256": digest,
-                "envelope_size": size,
-                "signed": envelope.signed,
-                "signer_certificate": envelope.signature.certificate_sha256,
-                "recipients": list(meta.recipient_ids),
-                "attachments": [{"content_id": a.content_id, "sha256": a.sha256, "size": a.size}
-                                for a in envelope.attachments],
-                "priority": meta.priority,
-            },
-        )
-        fix_sent_instant(document, (), entry)  # the deliveries keep their instant: no UPDATE for them
-        await repo.flush()
-        return document, attachments, deliveries
-
-    async def _receipt_data(self, session: AsyncSession, document: Document) -> ReceiptData:
-        repo = DocumentRepository(session)
-        return _receipt_data_of(document, await repo.attachments(document.id), await repo.deliveries(document.id))
-
     async def _receipt_for(self, session: AsyncSession, document: Document) -> bytes:
-        data = await self._receipt_data(session, document)
+        repo = DocumentRepository(session)
+        data = _receipt_data_of(document, await repo.attachments(document.id), await repo.deliveries(document.id))
         return await asyncio.to_thread(self._sign, data)
 
     def _sign(self, data: ReceiptData) -> bytes:
         return build_receipt(data, self.key.private_key, self.key.certificate)  # type: ignore[arg-type]
 
-    async def record_refusal(
-        self, principal: Principal, digest: str | None, size: int | None, error: GatewayError,
-        *, event: str = "envelope.refused",
-    ) -> None:
-        """The ledger's record of a refusal: who, which rule, which bytes (by digest), never the content."""
-        async with self.db.transaction() as session:
-            await ledger.append(
-                session,
-                type=event,
-                actor=principal.actor,
-                sender=principal.agency_code,
-                details={"rule": error.slug, "status": error.status, "envelope_sha256": digest,
-                         "envelope_size": size},
-            )
-
-
     # -- status messages ---------------------------------------------------------------------------------
 
-    async def submit_status(self, principal: Principal, data: bytes) -> IntakeResult:
+    async def submit_status(self, reporter: str, data: bytes) -> IntakeResult:
         """Accept a status message about a document (the steps in the module docstring)."""
-        reporter = principal.agency_code
-        assert reporter is not None
         digest = digest_of(data)
-        try:
-            return await self._submit_status(reporter, data, digest)
-        except GatewayError as error:
-            await self.record_refusal(principal, digest, len(data), error, event="status.refused")
-            raise
-
-    async def _submit_status(self, reporter: str, data: bytes, digest: str) -> IntakeResult:
-        # 1, 2
-        async with self.db.read() as session:
-            existing = await DocumentRepository(session).by_envelope(reporter, digest, "status")
-            if existing is not None:
-                return IntakeResult(await self._receipt_for(session, existing), False, existing.id)
-            agencies = AgencyRepository(session)
-            agency = await agencies.get(reporter)
-            assert agency is not None  # authenticated agencies exist
-            certs = list(await agencies.certificates(reporter))
-        # 3
-        envelope = await asyncio.to_thread(
-            inspect_envelope,
-            data,
-            sender=reporter,
-            certificates=_trusted(certs),
-            now=datetime.now(UTC),
-            policy="channel" if agency.signature_policy == "channel" else "required",
-            limits=self.limits,
-        )
+        # 1, 2, 3
+        checked = await self._resubmitted_or_inspected(reporter, data, digest, "status", None)
+        if isinstance(checked, IntakeResult):
+            return checked
+        envelope = checked
         if envelope.kind != "status" or envelope.status is None:
             raise NotAStatus()
         meta = envelope.status
         # 4, 5
         async with self.db.read() as session:
-            repo = DeliveryRepository(session)
-            original = await repo.original(meta.response_for.organ_id.strip(), meta.document_id)
+            repo = DocumentRepository(session)
+            original = await repo.by_document_id(meta.response_for.organ_id.strip(), meta.document_id)
             if original is None:
                 raise DocumentNotFound()
             recipients = await repo.recipients_of(original.id)
@@ -369,17 +280,32 @@ class IntakeService:
                 raise StatusCodeNotAllowed("only the sender of a document may recall it (13)")
             if meta.status_code != RECALL and not is_recipient:
                 raise StatusCodeNotAllowed("the sender of a document may only recall it (13)")
-            await self._check_not_duplicate(repo, reporter, original.id, meta.status_code)
-            targets = await repo.agencies(status_targets(meta.status_code, reporter, original.sender, recipients))
+            if meta.status_code != "05" and await repo.status_exists(reporter, original.id, meta.status_code):
+                raise StatusDuplicate()
+            codes = status_targets(meta.status_code, reporter, original.sender, recipients)
+            agencies_by_code = await AgencyRepository(session).get_many(codes)
+        targets = delivery_targets(agencies_by_code[c] for c in sorted(agencies_by_code))
         # 7
-        self.blobs.put(data)
+        await asyncio.to_thread(self.blobs.put, data)
         # 8
-        status_uuid = str(uuid.uuid4())
+        message = Message(
+            kind="status", sender=reporter, document_id=original.document_id, envelope_sha256=digest,
+            envelope_size=len(data), signed=envelope.signed, signer_certificate=envelope.signature.certificate_sha256,
+            priority=original.priority, code=original.code, promulgation_date=original.promulgation_date,
+            status_code=meta.status_code, refers_to=original.id,
+        )
+        event = Event("status.accepted", f"agency:{reporter}", details={
+            "status_code": meta.status_code,
+            "refers_to": original.id,
+            "original_sender": original.sender,
+            "envelope_sha256": digest,
+            "envelope_size": len(data),
+            "signed": envelope.signed,
+            "signer_certificate": envelope.signature.certificate_sha256,
+            "routed_to": sorted(t.code for t in targets),
+        })
         try:
-            async with self.db.transaction() as session:
-                document = await self._store_status(session, status_uuid, reporter, digest, len(data), envelope,
-                                                    original, [targets[c] for c in sorted(targets)])
-                receipt_data = await self._receipt_data(session, document)
+            accepted = await self._accept(message, targets, event)
         except IntegrityError:
             # A concurrent submission won: the same bytes get its receipt, other bytes are a duplicate.
             async with self.db.read() as session:
@@ -388,62 +314,7 @@ class IntakeService:
                     raise StatusDuplicate() from None
                 return IntakeResult(await self._receipt_for(session, winner), False, winner.id)
         # 9
-        receipt = await asyncio.to_thread(self._sign, receipt_data)
-        return IntakeResult(receipt, True, document.id)
-
-    @staticmethod
-    async def _check_not_duplicate(repo: DeliveryRepository, reporter: str, original: str, code: str) -> None:
-        if code != "05" and await repo.status_exists(reporter, original, code):
-            raise StatusDuplicate()
-
-    async def _store_status(
-        self,
-        session: AsyncSession,
-        status_uuid: str,
-        reporter: str,
-        digest: str,
-        size: int,
-        envelope: Envelope,
-        original: Document,
-        targets: Sequence[Agency],
-    ) -> Document:
-        meta = envelope.status
-        assert meta is not None
-        now = datetime.now(UTC)
-        document = Document(
-            id=status_uuid, kind="status", sender=reporter, document_id=original.document_id,
-            envelope_sha256=digest, envelope_size=size, multipart=False, signed=envelope.signed,
-            signer_certificate=envelope.signature.certificate_sha256, subject=None, type_name=None,
-            code=original.code, promulgation_date=original.promulgation_date, priority=original.priority,
-            business_doc_type=0, status_code=meta.status_code, refers_to=original.id, sent_at=now, ledger_seq=0,
-            ledger_hash="",
-        )
-        session.add(document)
-        await session.flush()
-        deliveries = new_deliveries(status_uuid, targets, original.priority, now)
-        session.add_all(deliveries)
-        await session.flush()
-        entry = await ledger.append(
-            session,
-            type="status.accepted",
-            actor=f"agency:{reporter}",
-            document=status_uuid,
-            document_id=original.document_id,
-            sender=reporter,
-            details={
-                "status_code": meta.status_code,
-                "refers_to": original.id,
-                "original_sender": original.sender,
-                "envelope_sha256": digest,
-                "envelope_size": size,
-                "signed": envelope.signed,
-                "signer_certificate": envelope.signature.certificate_sha256,
-                "routed_to": sorted(d.recipient for d in deliveries),
-            },
-        )
-        fix_sent_instant(document, deliveries, entry)
-        await session.flush()
-        return document
+        return await self._result(accepted)
 
 
 def _trusted(certs: Sequence[AgencyCertificate]) -> list[TrustedCertificate]:

@@ -1,4 +1,4 @@
-"""``/v1/ledger`` (query, CSV export, verify, checkpoints) and ``/v1/reports/monthly``."""
+"""``/v1/ledger``: query, CSV export, verify, checkpoints."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from gateway.auth.principal import Principal
 from gateway.db import Database
 from gateway.deps import CurrentOperator, CurrentPrincipal, DatabaseDep, GatewayKeyDep, SessionDep
 from gateway.ledger.chain import format_instant
-from gateway.ledger.errors import CheckpointNotFound, LedgerFilterInvalid, ReportMonthInvalid
+from gateway.ledger.errors import CheckpointNotFound, LedgerFilterInvalid
 from gateway.ledger.models import LedgerEntry
 from gateway.ledger.query import (
     LedgerFilter,
@@ -24,22 +23,20 @@ from gateway.ledger.query import (
     parse_filter,
     parse_limit,
 )
-from gateway.ledger.report import Month, monthly_report
 from gateway.ledger.repository import CheckpointRepository, LedgerRepository
 from gateway.ledger.schemas import (
     CheckpointOut,
     CheckpointPage,
     LedgerEntryOut,
     LedgerPage,
-    MonthlyReportOut,
     VerifyOut,
 )
 from gateway.ledger.verify import LedgerVerifier, signed
+from gateway.principal import Principal
 from gateway.problem_handlers import problems
 from gateway.problems import Forbidden, Unauthenticated
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
-reports_router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 CSV_COLUMNS = ("seq", "recorded_at", "type", "actor", "document", "document_id", "sender", "recipient", "details",
@@ -220,18 +217,3 @@ async def latest_checkpoint(principal: CurrentPrincipal, session: SessionDep) ->
     if row is None:
         raise CheckpointNotFound("no checkpoint has been signed yet")
     return CheckpointOut.of(signed(row))
-
-
-@reports_router.get(
-    "/monthly",
-    response_model=MonthlyReportOut,
-    responses=problems(Unauthenticated, Forbidden, ReportMonthInvalid),
-)
-async def report_monthly(
-    operator: CurrentOperator,
-    session: SessionDep,
-    month: Annotated[str, Query(description="YYYY-MM, a calendar month in Asia/Ho_Chi_Minh", examples=["2026-11"])],
-) -> MonthlyReportOut:
-    """The Điều 15.11 figures per agency for one month (see ``gateway.ledger.report`` for each figure)."""
-    report = await monthly_report(session, Month.parse(month))
-    return MonthlyReportOut.of(report)

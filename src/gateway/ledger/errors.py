@@ -13,12 +13,6 @@ class LedgerFilterInvalid(GatewayError):
     title = "A ledger query parameter is invalid"
 
 
-class ReportMonthInvalid(GatewayError):
-    status = 422
-    slug = "report-month-invalid"
-    title = "The month must be given as YYYY-MM"
-
-
 class CheckpointNotFound(NotFound):
     slug = "ledger-checkpoint-not-found"
     title = "No such ledger checkpoint"

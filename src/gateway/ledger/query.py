@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.agency.codes import is_valid_code
+from gateway.envelope.document import ORGAN_ID_PATTERN
 from gateway.ledger.errors import LedgerFilterInvalid
 from gateway.ledger.events import EVENT_TYPES
 
@@ -67,7 +67,7 @@ def parse_filter(
     since: str | None = None,
     until: str | None = None,
 ) -> LedgerFilter:
-    if agency is not None and not is_valid_code(agency):
+    if agency is not None and ORGAN_ID_PATTERN.fullmatch(agency) is None:
         raise LedgerFilterInvalid("agency: an agency code like 000.00.00.H41", field="agency")
     if document is not None and not _DOCUMENT.fullmatch(document):
         raise LedgerFilterInvalid("document: a gateway document id", field="document")

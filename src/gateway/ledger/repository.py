@@ -1,4 +1,4 @@
-"""Every SQL statement that touches the ledger, its checkpoints, and the tables its report counts.
+"""Every SQL statement that touches the ledger and its checkpoints.
 
 Verification reads the chain as raw rows (:data:`gateway.ledger.chain.ChainRow`), not ORM objects: on
 PostgreSQL straight from the asyncpg connection, with ``recorded_at`` rendered by the server in its
@@ -11,17 +11,14 @@ rather than be interpreted).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, case, exists, func, or_, select, text
+from sqlalchemy import ColumnElement, column, func, or_, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from gateway.agency.models import Agency
-from gateway.documents.models import Attachment, Delivery, Document
 from gateway.ledger.chain import UNREADABLE_INSTANT, ChainRow
 from gateway.ledger.models import LedgerCheckpoint, LedgerEntry
 from gateway.ledger.query import LedgerFilter, Visibility
@@ -37,6 +34,13 @@ _PG_CHAIN_AFTER = f"SELECT seq, {_PG_INSTANT}, {_CHAIN_TAIL} WHERE seq > $1 ORDE
 _SQLITE_CHAIN_FROM_START = f"SELECT seq, recorded_at, {_CHAIN_TAIL} ORDER BY seq LIMIT :limit"
 _SQLITE_CHAIN_AFTER = f"SELECT seq, recorded_at, {_CHAIN_TAIL} WHERE seq > :after ORDER BY seq LIMIT :limit"
 _SQLITE_STORED_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}")
+
+# An agency's view of the ledger takes in the entries about the documents it sent or received. The ledger
+# is the layer below gateway.documents (which appends to it), so it names the two columns of each table it
+# reads here, as plain SQL, rather than import the ORM classes (tests/test_layering.py). The tables are the
+# migrations' (documents: id, sender; deliveries: document, recipient).
+_DOCUMENTS = table("documents", column("id"), column("sender"))
+_DELIVERIES = table("deliveries", column("document"), column("recipient"))
 
 
 def _sqlite_instant(raw: object) -> str:
@@ -87,8 +91,8 @@ def _visibility_clause(visibility: Visibility) -> list[ColumnElement[bool]]:
     if code is None:
         return []
     e = LedgerEntry
-    sent = select(Document.id).where(Document.sender == code)
-    received = select(Delivery.document).where(Delivery.recipient == code)
+    sent = select(_DOCUMENTS.c.id).where(_DOCUMENTS.c.sender == code)
+    received = select(_DELIVERIES.c.document).where(_DELIVERIES.c.recipient == code)
     return [or_(e.sender == code, e.recipient == code, e.document.in_(sent), e.document.in_(received))]
 
 
@@ -225,73 +229,3 @@ class CheckpointRepository:
     async def add(self, checkpoint: LedgerCheckpoint) -> None:
         self.session.add(checkpoint)
         await self.session.flush()
-
-
-@dataclass(frozen=True, slots=True)
-class SentCounts:
-    sent: int
-    signed_xml: int
-    signed_pdf: int
-    status_06: int
-
-
-class ReportRepository:
-    """The monthly report's reads over documents, attachments and deliveries, for [start, end) in UTC."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def agencies(self) -> list[tuple[str, str]]:
-        result = await self.session.execute(select(Agency.code, Agency.name).order_by(Agency.code))
-        return [(code, name) for code, name in result]
-
-    async def sent_counts(self, start: datetime, end: datetime) -> dict[str, SentCounts]:
-        """Per sender: documents sent in the range; of them XML-signed, with a valid PDF signature, at status 06."""
-        d = Document
-        status = aliased(Document)
-        pdf_signed = exists().where(Attachment.document == d.id, Attachment.pdf_signature == "valid")
-        reached_06 = exists().where(status.kind == "status", status.status_code == "06", status.refers_to == d.id)
-        stmt = (
-            select(
-                d.sender,
-                func.count(),
-                func.sum(case((d.signed, 1), else_=0)),
-                func.sum(case((pdf_signed, 1), else_=0)),
-                func.sum(case((reached_06, 1), else_=0)),
-            )
-            .where(d.kind == "document", d.sent_at >= start, d.sent_at < end)
-            .group_by(d.sender)
-        )
-        result = await self.session.execute(stmt)
-        return {
-            sender: SentCounts(int(sent), int(xml or 0), int(pdf or 0), int(s06 or 0))
-            for sender, sent, xml, pdf, s06 in result
-        }
-
-    async def final_states(self, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
-        """(sender, state) → deliveries now delivered or dead, of the documents sent in the range."""
-        stmt = (
-            select(Document.sender, Delivery.state, func.count())
-            .join(Document, Delivery.document == Document.id)
-            .where(
-                Document.kind == "document",
-                Document.sent_at >= start,
-                Document.sent_at < end,
-                Delivery.state.in_(("delivered", "dead")),
-            )
-            .group_by(Document.sender, Delivery.state)
-        )
-        result = await self.session.execute(stmt)
-        return {(sender, state): int(n) for sender, state, n in result}
-
-    async def received(self, start: datetime, end: datetime) -> AsyncIterator[tuple[str, datetime, datetime]]:
-        """(recipient, sent_at, received_at) of every document delivery received in the range."""
-        stmt = (
-            select(Delivery.recipient, Document.sent_at, Delivery.received_at)
-            .join(Document, Delivery.document == Document.id)
-            .where(Document.kind == "document", Delivery.received_at >= start, Delivery.received_at < end)
-        )
-        result = await self.session.stream(stmt.execution_options(yield_per=5_000))
-        async for recipient, sent_at, received_at in result:
-            if received_at is not None:
-                yield recipient, sent_at, received_at

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
@@ -11,7 +10,6 @@ from pydantic import BaseModel, Field
 from gateway.ledger.chain import format_instant
 from gateway.ledger.checkpoint import SignedCheckpoint
 from gateway.ledger.models import LedgerEntry
-from gateway.ledger.report import TIMEZONE_NAME, Figures, MonthlyReport
 from gateway.ledger.verify import VerifyReport
 
 Instant = Annotated[
@@ -128,56 +126,3 @@ class CheckpointOut(BaseModel):
 class CheckpointPage(BaseModel):
     items: list[CheckpointOut]
     next: str | None
-
-
-class FiguresOut(BaseModel):
-    sent: int
-    received: int
-    delivered: int
-    dead: int
-    signed_xml: int
-    signed_pdf: int
-    signed_xml_share: float | None
-    signed_pdf_share: float | None
-    delivery_seconds_median: float | None
-    delivery_seconds_p95: float | None
-    status_06: int
-
-    @classmethod
-    def fields_of(cls, f: Figures) -> dict[str, Any]:
-        return {
-            "sent": f.sent, "received": f.received, "delivered": f.delivered, "dead": f.dead,
-            "signed_xml": f.signed_xml, "signed_pdf": f.signed_pdf, "signed_xml_share": f.signed_xml_share,
-            "signed_pdf_share": f.signed_pdf_share, "delivery_seconds_median": f.delivery_seconds_median,
-            "delivery_seconds_p95": f.delivery_seconds_p95, "status_06": f.status_06,
-        }
-
-
-class AgencyFiguresOut(FiguresOut):
-    code: str
-    name: str
-
-
-class MonthlyReportOut(BaseModel):
-    month: str = Field(examples=["2026-11"])
-    timezone: str = Field(examples=[TIMEZONE_NAME], description="the month's boundaries are local to this zone")
-    start: datetime = Field(description="first instant of the month (inclusive)")
-    end: datetime = Field(description="first instant after the month (exclusive)")
-    generated_at: datetime
-    agencies: list[AgencyFiguresOut]
-    totals: FiguresOut
-
-    @classmethod
-    def of(cls, report: MonthlyReport) -> MonthlyReportOut:
-        return cls(
-            month=str(report.month),
-            timezone=TIMEZONE_NAME,
-            start=report.month.start,
-            end=report.month.end,
-            generated_at=report.generated_at,
-            agencies=[
-                AgencyFiguresOut(code=a.code, name=a.name, **FiguresOut.fields_of(a.figures))
-                for a in report.agencies
-            ],
-            totals=FiguresOut(**FiguresOut.fields_of(report.totals)),
-        )

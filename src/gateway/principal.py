@@ -1,4 +1,5 @@
-"""Who is calling, as established from a bearer token (or a client certificate)."""
+"""Who is calling, as established from a bearer token (or a client certificate). Not a domain package of
+its own: every layer that decides who may see or do something reads it (ledger, documents, delivery, auth)."""
 
 from __future__ import annotations
 

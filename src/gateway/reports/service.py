@@ -37,8 +37,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.ledger.errors import ReportMonthInvalid
-from gateway.ledger.repository import ReportRepository, SentCounts
+from gateway.reports.errors import ReportMonthInvalid
+from gateway.reports.repository import ReportRepository, SentCounts
 
 VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 TIMEZONE_NAME = "Asia/Ho_Chi_Minh"

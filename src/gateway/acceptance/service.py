@@ -1,0 +1,198 @@
+""":func:`accept`: write an accepted message and fix its sent instant, in the caller's transaction.
+
+The steps, in order (the ledger head is locked from a transaction's first append to its commit, so every
+row is written before the entry and as little as possible after it):
+
+1. the document row (``kind`` document or status), then its attachment rows and one delivery row per
+   target (push: due at once; pull: waiting in the target's inbox), all flushed;
+2. the ledger entries: any the caller must record first in the same transaction (the delivered transition
+   that made the gateway's automatic 01), then this message's own entry, in one INSERT;
+3. the sent instant: the entry's recorded instant, with its sequence number and hash, onto the document
+   (Điều 11.1). The delivery rows keep the instant they were made with (a moment earlier, in the same
+   transaction): no UPDATE per recipient, which would hold the ledger head longer on a large fan-out.
+
+Nothing here commits: the caller's unit of work does (CONTRIBUTING.md, "Transactions").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.documents.models import Attachment, Delivery, Document
+from gateway.documents.repository import DocumentRepository
+from gateway.ledger import service as ledger
+from gateway.ledger.models import LedgerEntry
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    content_id: str
+    name: str
+    content_type: str | None
+    sha256: str
+    size: int
+    #: ``none`` | ``valid`` | ``invalid`` for a PDF (gateway.pdfsig), None for any other file
+    pdf_signature: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """What is accepted, as the checks established it (never read back from the bytes here)."""
+
+    kind: Literal["document", "status"]
+    sender: str
+    document_id: str
+    envelope_sha256: str
+    envelope_size: int
+    signed: bool
+    signer_certificate: str | None
+    priority: int
+    multipart: bool = False
+    subject: str | None = None
+    type_name: str | None = None
+    code: str | None = None
+    promulgation_date: date | None = None
+    business_doc_type: int = 0
+    #: for a status: its code and the gateway id of the document it is about
+    status_code: str | None = None
+    refers_to: str | None = None
+    attachments: tuple[NewAttachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A delivery to make: the agency's code and how it receives (``push`` or ``pull``), from the register."""
+
+    code: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """The message's own ledger entry: its type, who is recorded as acting, and what it states."""
+
+    type: str
+    actor: str
+    details: Mapping[str, Any]
+    #: the entry's ``recipient`` column (the automatic 01 names the original's sender there)
+    recipient: str | None = None
+
+
+@dataclass
+class Accepted:
+    """The rows as written and committed with the caller's transaction; ``entry`` fixed the sent instant."""
+
+    document: Document
+    attachments: list[Attachment]
+    deliveries: list[Delivery]
+    entry: LedgerEntry
+    #: the ``preceded_by`` entries, as appended before ``entry``
+    preceding: list[LedgerEntry] = field(default_factory=list)
+
+    @property
+    def sent_at(self) -> datetime:
+        return self.document.sent_at
+
+
+async def accept(
+    session: AsyncSession,
+    message: Message,
+    targets: Sequence[Target],
+    event: Event,
+    *,
+    preceded_by: Sequence[ledger.Event] = (),
+    document_uuid: str | None = None,
+) -> Accepted:
+    """Write ``message`` with one delivery per target and its ledger entry; fix its sent instant.
+
+    Raises :class:`sqlalchemy.exc.IntegrityError` when the database refuses the rows (a concurrent
+    acceptance of the same DocumentId, or of the same status): the caller decides what that means.
+    """
+    rows = _rows(message, targets, document_uuid or str(uuid.uuid4()))
+    await _write(session, rows)
+    return await _fix_sent_instant(session, message, rows, event, preceded_by)
+
+
+async def accept_unless_duplicate(
+    session: AsyncSession,
+    message: Message,
+    targets: Sequence[Target],
+    event: Event,
+    *,
+    preceded_by: Sequence[ledger.Event] = (),
+) -> Accepted | None:
+    """:func:`accept` for a message that may lose a race it is allowed to lose (the automatic 01 against the
+    recipient's own 01): its rows go in a savepoint, and should the database refuse them as a duplicate only
+    the message is dropped (None) — the ``preceded_by`` entries are recorded all the same."""
+    rows = _rows(message, targets, str(uuid.uuid4()))
+    try:
+        async with session.begin_nested():
+            await _write(session, rows)
+    except IntegrityError:
+        await ledger.append_many(session, preceded_by)
+        return None
+    return await _fix_sent_instant(session, message, rows, event, preceded_by)
+
+
+Rows = tuple[Document, list[Attachment], list[Delivery]]
+
+
+async def _write(session: AsyncSession, rows: Rows) -> None:
+    """Step 1: the document first (attachments and deliveries reference it), then the rest."""
+    document, attachments, deliveries = rows
+    repo = DocumentRepository(session)
+    repo.add_all([document])
+    await repo.flush()
+    repo.add_all([*attachments, *deliveries])
+    await repo.flush()
+
+
+async def _fix_sent_instant(session: AsyncSession, message: Message, rows: Rows, event: Event,
+                            preceded_by: Sequence[ledger.Event]) -> Accepted:
+    """Steps 2 and 3: the ledger entry, last, and its instant as the sent instant (Điều 11.1). The only code
+    that sets ``Document.sent_at``."""
+    document, attachments, deliveries = rows
+    own = ledger.Event(event.type, event.actor, document=document.id, document_id=message.document_id,
+                       sender=message.sender, recipient=event.recipient, details=event.details)
+    entries = await ledger.append_many(session, [*preceded_by, own])
+    entry = entries[-1]
+    document.sent_at = entry.recorded_at
+    document.ledger_seq = entry.seq
+    document.ledger_hash = entry.hash
+    await DocumentRepository(session).flush()
+    return Accepted(document, attachments, deliveries, entry, entries[:-1])
+
+
+def _rows(message: Message, targets: Sequence[Target], document_uuid: str) -> Rows:
+    # The instant until step 3 fixes the real one: the ledger's, read once its head is locked.
+    now = datetime.now(UTC)
+    document = Document(
+        id=document_uuid, kind=message.kind, sender=message.sender, document_id=message.document_id,
+        envelope_sha256=message.envelope_sha256, envelope_size=message.envelope_size, multipart=message.multipart,
+        signed=message.signed, signer_certificate=message.signer_certificate, subject=message.subject,
+        type_name=message.type_name, code=message.code, promulgation_date=message.promulgation_date,
+        priority=message.priority, business_doc_type=message.business_doc_type, status_code=message.status_code,
+        refers_to=message.refers_to, sent_at=now, ledger_seq=0, ledger_hash="",
+    )
+    attachments = [
+        Attachment(document=document_uuid, ordinal=i, content_id=a.content_id, name=a.name,
+                   content_type=a.content_type, sha256=a.sha256, size=a.size, pdf_signature=a.pdf_signature)
+        for i, a in enumerate(message.attachments)
+    ]
+    deliveries = [
+        Delivery(id=str(uuid.uuid4()), document=document_uuid, recipient=t.code, mode=t.mode, state="pending",
+                 priority=message.priority, created_at=now, updated_at=now, attempts=0,
+                 next_attempt_at=now if t.mode == "push" else None, lease_owner=None, lease_until=None,
+                 last_error=None, received_at=None)
+        for t in targets
+    ]
+    return document, attachments, deliveries
+
+

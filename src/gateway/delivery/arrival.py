@@ -1,0 +1,109 @@
+"""The gateway's own status 01 (Đã đến) when a document arrives: build, sign, accept.
+
+When a recipient's received instant is fixed (a push answered 2xx, or a pull ``done`` acknowledgement),
+the gateway writes the status message the recipient's software would have written (``From`` = the
+recipient, ``ResponseFor`` = the original, ``StatusCode`` 01, ``Timestamp`` = the received instant), signs
+it with the gateway's own key (the profile XML signature: the sender verifies it with
+``GET /v1/gateway/certificate``, and knows it is the gateway's statement, not the recipient's), and accepts
+it through :func:`gateway.acceptance.accept_unless_duplicate` as a status from that recipient, routed to
+the sender, in the same transaction as the delivered transition, ledgered as ``status.auto_arrived`` right
+after ``delivery.delivered``. No 01 is made for a status message, nor when the recipient already reported 01
+itself; a 01 the recipient sends after the gateway's is a duplicate (409).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.acceptance import Event, Message, accept_unless_duplicate
+from gateway.agency.repository import AgencyRepository
+from gateway.documents.models import Document
+from gateway.documents.repository import DocumentRepository
+from gateway.envelope import Organ, ResponseFor, StatusSpec, build_status, envelope_sha256, sign
+from gateway.ledger import service as ledger
+from gateway.ledger.service import GATEWAY_ACTOR
+
+from .repository import Job
+from .rules import ARRIVED, delivery_targets, status_targets
+
+
+@dataclass(frozen=True)
+class Original:
+    """What the automatic 01 needs to know of the document that arrived."""
+
+    id: str
+    kind: str
+    sender: str
+    document_id: str
+    code: str | None
+    promulgation_date: date | None
+    priority: int
+
+
+def original_of(document: Document) -> Original:
+    return Original(id=document.id, kind=document.kind, sender=document.sender, document_id=document.document_id,
+                    code=document.code, promulgation_date=document.promulgation_date, priority=document.priority)
+
+
+def original_of_job(job: Job) -> Original:
+    return Original(id=job.document, kind=job.kind, sender=job.sender, document_id=job.document_id, code=job.code,
+                    promulgation_date=job.promulgation_date, priority=job.priority)
+
+
+def build_arrival(original: Original, recipient: str, recipient_name: str | None, received_at: datetime,
+                  key: PrivateKeyTypes, certificate: x509.Certificate) -> bytes:
+    """The signed status 01 for ``original`` arriving at ``recipient`` (CPU: run it in a thread)."""
+    xml = build_status(StatusSpec(
+        response_for=ResponseFor(organ_id=original.sender, document_id=original.document_id, code=original.code,
+                                 promulgation_date=original.promulgation_date),
+        sender=Organ(recipient, recipient_name),
+        status_code=ARRIVED,
+        description="Đã đến (gateway: received instant fixed)",
+        timestamp=received_at,
+    ))
+    return sign(xml, key, certificate)  # type: ignore[arg-type]  # the gateway key is RSA or EC
+
+
+async def record_delivered(
+    session: AsyncSession,
+    delivered: ledger.Event,
+    original: Original,
+    recipient: str,
+    received_at: datetime,
+    arrival: bytes | None,
+    certificate: x509.Certificate,
+    *,
+    delivery_id: str,
+) -> str | None:
+    """Ledger the delivered transition and, right after it, accept the automatic 01 (``arrival``, the bytes
+    of :func:`build_arrival`, already in the blob store; None: none was made). The 01's gateway id, or None
+    when it was not made: the original is a status, or the recipient reported 01 itself (before, or
+    concurrently: the unique index of migration 0004 refuses the second, and only the 01 is dropped, never
+    the delivered transition)."""
+    if (arrival is None or original.kind != "document"
+            or await DocumentRepository(session).status_exists(recipient, original.id, ARRIVED)):
+        await ledger.append_many(session, [delivered])
+        return None
+    digest = envelope_sha256(arrival)
+    cert_sha = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+    codes = status_targets(ARRIVED, recipient, original.sender, [recipient])
+    targets = delivery_targets((await AgencyRepository(session).get_many(codes)).values())
+    message = Message(
+        kind="status", sender=recipient, document_id=original.document_id, envelope_sha256=digest,
+        envelope_size=len(arrival), signed=True, signer_certificate=cert_sha, priority=original.priority,
+        code=original.code, promulgation_date=original.promulgation_date, status_code=ARRIVED,
+        refers_to=original.id,
+    )
+    event = Event("status.auto_arrived", GATEWAY_ACTOR, recipient=original.sender, details={
+        "status_code": ARRIVED, "refers_to": original.id, "delivery": delivery_id,
+        "received_at": received_at.isoformat(), "envelope_sha256": digest, "signed_by": "gateway",
+        "signer_certificate": cert_sha, "routed_to": sorted(t.code for t in targets)})
+    accepted = await accept_unless_duplicate(session, message, targets, event, preceded_by=[delivered])
+    return None if accepted is None else accepted.document.id
