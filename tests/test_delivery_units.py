@@ -22,7 +22,7 @@ from gateway.delivery.body import delivery_body
 from gateway.delivery.push import push
 from gateway.delivery.repository import Job
 from gateway.delivery.service import PushTransitions
-from gateway.delivery.signature import PushHeaders, PushSignatureError, sign_push, verify_push
+from gateway.envelope.push_signature import PushHeaders, PushSignatureError, sign_push, verify_push
 from gateway.signing import GatewayKey, load_or_create
 from gw import register
 

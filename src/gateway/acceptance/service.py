@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -93,12 +93,6 @@ class Accepted:
     attachments: list[Attachment]
     deliveries: list[Delivery]
     entry: LedgerEntry
-    #: the ``preceded_by`` entries, as appended before ``entry``
-    preceding: list[LedgerEntry] = field(default_factory=list)
-
-    @property
-    def sent_at(self) -> datetime:
-        return self.document.sent_at
 
 
 async def accept(
@@ -108,14 +102,13 @@ async def accept(
     event: Event,
     *,
     preceded_by: Sequence[ledger.Event] = (),
-    document_uuid: str | None = None,
 ) -> Accepted:
     """Write ``message`` with one delivery per target and its ledger entry; fix its sent instant.
 
     Raises :class:`sqlalchemy.exc.IntegrityError` when the database refuses the rows (a concurrent
     acceptance of the same DocumentId, or of the same status): the caller decides what that means.
     """
-    rows = _rows(message, targets, document_uuid or str(uuid.uuid4()))
+    rows = _rows(message, targets, str(uuid.uuid4()))
     await _write(session, rows)
     return await _fix_sent_instant(session, message, rows, event, preceded_by)
 
@@ -167,7 +160,7 @@ async def _fix_sent_instant(session: AsyncSession, message: Message, rows: Rows,
     document.ledger_seq = entry.seq
     document.ledger_hash = entry.hash
     await DocumentRepository(session).flush()
-    return Accepted(document, attachments, deliveries, entry, entries[:-1])
+    return Accepted(document, attachments, deliveries, entry)
 
 
 def _rows(message: Message, targets: Sequence[Target], document_uuid: str) -> Rows:

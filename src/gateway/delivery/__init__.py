@@ -4,8 +4,8 @@
 - :mod:`~gateway.delivery.worker`: the push worker (in ``gateway serve`` and as ``gateway worker``);
 - :mod:`~gateway.delivery.repository`: claims (``FOR UPDATE SKIP LOCKED`` / conditional update), leases,
   the inbox;
-- :mod:`~gateway.delivery.push`, :mod:`~gateway.delivery.body`, :mod:`~gateway.delivery.signature`: one
-  push attempt, the bytes it carries and the gateway's signed headers;
+- :mod:`~gateway.delivery.push`, :mod:`~gateway.delivery.body`: one
+  push attempt, the bytes it carries and the gateway's signed headers (:mod:`gateway.envelope.push_signature`);
 - :mod:`~gateway.delivery.backoff` (pure): exponential backoff with full jitter, Retry-After, bounds;
 - :mod:`~gateway.delivery.rules` (pure): who a status goes to, which deliveries a message needs;
 - :mod:`~gateway.delivery.arrival`: the gateway's automatic status 01 (build, sign, accept through

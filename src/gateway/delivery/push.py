@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 
 import httpx
 
+from gateway.envelope.push_signature import H_ATTEMPT, H_REFERS_TO, PushHeaders, format_instant, sign_push
 from gateway.signing import GatewayKey
 
 from .backoff import Outcome, classify_status, parse_retry_after
 from .body import DeliveryBody
 from .repository import Job
-from .signature import H_ATTEMPT, H_REFERS_TO, PushHeaders, format_instant, sign_push
 
 MAX_ANSWER_BYTES = 2048
 
@@ -37,7 +37,7 @@ class PushResult:
 
 def gateway_headers(*, delivery_id: str, document: str, kind: str, sender: str, recipient: str, sent_at: datetime,
                     content_sha256: str, refers_to: str | None, key: GatewayKey, now: datetime) -> dict[str, str]:
-    """The signed headers (see :mod:`gateway.delivery.signature`) of a push or of a pull download."""
+    """The signed headers (see :mod:`gateway.envelope.push_signature`) of a push or of a pull download."""
     headers = sign_push(
         PushHeaders(delivery_id=delivery_id, document_id=document, kind=kind, sender=sender, recipient=recipient,
                     sent_at=format_instant(sent_at), timestamp=format_instant(now), content_sha256=content_sha256),
