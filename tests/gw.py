@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +59,12 @@ async def register(
     delivery: dict[str, Any] | None = None,
     policy: str = "required",
     keys: KeyPair | None = None,
+    aliases: Sequence[str] = (),
 ) -> Agency:
-    body = {"code": code, "name": name, "delivery": delivery or {"mode": "pull"}, "signature_policy": policy}
+    body: dict[str, Any] = {"code": code, "name": name, "delivery": delivery or {"mode": "pull"},
+                            "signature_policy": policy}
+    if aliases:
+        body["aliases"] = list(aliases)
     r = await client.post("/v1/agencies", json=body, headers=admin)
     assert r.status_code == 201, r.text
     kp = keys or make_keypair(name)

@@ -42,7 +42,8 @@ async def test_register_then_read_round_trips_every_field(client: httpx.AsyncCli
     parent = await client.post("/v1/agencies", json=agency_body(), headers=admin_headers)
     assert parent.status_code == 201, parent.text
     body = agency_body("001.00.00.H41", name="Sở Thông tin và Truyền thông", parent_code="000.00.00.H41",
-                       alt_code="H41.SOTTTT", delivery={"mode": "pull"}, signature_policy="channel", active=False)
+                       alt_code="H41.SOTTTT", aliases=["28.22.H17", "vxp.saas.03"], delivery={"mode": "pull"},
+                       signature_policy="channel", active=False)
     created = await client.post("/v1/agencies", json=body, headers=admin_headers)
     assert created.status_code == 201, created.text
     got = (await client.get("/v1/agencies/001.00.00.H41", headers=admin_headers)).json()

@@ -59,6 +59,41 @@ async def test_cli_registration_reads_back_through_the_api(
     assert (await client.get("/v1/agencies/002.00.00.H41", headers=admin_headers)).json()["active"] is False
 
 
+async def test_cli_aliases_add_replace_and_clear(
+    db_url: str, tmp_path: Path, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    url = "/v1/agencies/000.00.00.H41"
+    out = gateway(db_url, tmp_path, "agency", "add", "000.00.00.H41", "--name", "UBND tỉnh Nghệ An", "--pull",
+                  "--alias", "vxp.saas.03", "--alias", "28.22.H17")
+    api = (await client.get(url, headers=admin_headers)).json()
+    assert api == json.loads(out.stdout)
+    assert api["aliases"] == ["28.22.H17", "vxp.saas.03"]
+    gateway(db_url, tmp_path, "agency", "update", "000.00.00.H41", "--name", "UBND")
+    assert (await client.get(url, headers=admin_headers)).json()["aliases"] == ["28.22.H17", "vxp.saas.03"]
+    gateway(db_url, tmp_path, "agency", "update", "000.00.00.H41", "--alias", "H41.OLD")
+    assert (await client.get(url, headers=admin_headers)).json()["aliases"] == ["H41.OLD"]
+    gateway(db_url, tmp_path, "agency", "update", "000.00.00.H41", "--no-aliases")
+    assert (await client.get(url, headers=admin_headers)).json()["aliases"] == []
+
+    gateway(db_url, tmp_path, "agency", "update", "000.00.00.H41", "--alias", "28.22.H17")
+    taken = gateway(db_url, tmp_path, "agency", "add", "000.00.00.H42", "--name", "x", "--pull",
+                    "--alias", "28.22.H17", check=False)
+    assert taken.returncode == 1
+    problem = json.loads(taken.stderr.strip().splitlines()[-1])
+    assert (problem["type"], problem["field"]) == ("urn:gateway:problem:agency-exists", "aliases")
+    malformed = gateway(db_url, tmp_path, "agency", "update", "000.00.00.H41", "--alias", "ok",
+                        "--alias", "28.22 H17", check=False)
+    assert malformed.returncode == 1
+    problem = json.loads(malformed.stderr.strip().splitlines()[-1])
+    assert problem["type"] == "urn:gateway:problem:request-invalid"
+    assert [e["field"] for e in problem["errors"]] == ["aliases.1"]
+    both = gateway(db_url, tmp_path, "agency", "update", "000.00.00.H41", "--alias", "x", "--no-aliases",
+                   check=False)
+    assert json.loads(both.stderr.strip().splitlines()[-1])["field"] == "aliases"
+    assert (await client.get(url, headers=admin_headers)).json()["aliases"] == ["28.22.H17"]
+    assert (await client.get("/v1/agencies/000.00.00.H42", headers=admin_headers)).status_code == 404
+
+
 async def test_api_registration_reads_back_through_the_cli(
     db_url: str, tmp_path: Path, client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:

@@ -221,17 +221,31 @@ async def test_duplicate_statuses_are_refused_except_in_progress(
     assert [d["rule"] for d in refused] == ["status-duplicate"]
 
 
-async def test_a_recipients_own_01_after_the_gateways_is_a_duplicate(
+async def test_a_recipients_own_01_after_the_gateways_is_accepted_and_shown_apart(
     app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
+    # Software built on the axis's libraries sends its own 01 after every download, even where a gateway
+    # already issued one: accepted and routed, never refused; the gateway's stays the received instant's evidence.
     sender = await register(client, admin_headers, "000.00.00.G22")
     h41 = await register(client, admin_headers, "000.00.00.H41")
-    _, document_id = await send_document(client, sender, h41)
+    doc, document_id = await send_document(client, sender, h41)
     [item] = await inbox(client, h41)
     await take(client, h41, item)
     r = await post_status(client, h41, status(h41, sender, document_id, "01"))
-    assert r.status_code == 409
-    assert r.json()["type"] == "urn:gateway:problem:status-duplicate"
+    assert r.status_code == 201, r.text
+    own = r.headers["X-Gateway-Document-Id"]
+    view = (await client.get(f"/v1/documents/{doc}", headers=sender.headers)).json()
+    assert [(s["status_code"], s["automatic"]) for s in view["statuses"]] == [("01", True), ("01", False)]
+    assert view["statuses"][1]["id"] == own
+    assert view["recipients"][0]["received_at"] is not None
+    # Both reach the sender's inbox; a second own 01 is a duplicate of the agency's own statement.
+    assert [i["status_code"] for i in await inbox(client, sender)] == ["01", "01"]
+    dup = await post_status(client, h41, status(h41, sender, document_id, "01", description="lần hai"))
+    assert dup.status_code == 409
+    assert dup.json()["type"] == "urn:gateway:problem:status-duplicate"
+    types = [t for t, _, _ in await ledger_types(app.state.db)]
+    assert types.count("status.auto_arrived") == 1
+    assert types.count("status.accepted") == 1
 
 
 async def test_statuses_are_verified_like_envelopes_and_refused_precisely(
@@ -265,7 +279,7 @@ async def test_statuses_are_verified_like_envelopes_and_refused_precisely(
     assert verify_receipt(r.content, app.state.gateway_key.certificate).signed is False
 
 
-async def test_a_recipient_that_reported_01_itself_gets_no_second_one_even_in_a_race(
+async def test_a_recipient_that_reported_01_itself_gets_none_from_the_gateway_and_a_race_loses_nothing(
     app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sender = await register(client, admin_headers, "000.00.00.G22")
@@ -274,14 +288,6 @@ async def test_a_recipient_that_reported_01_itself_gets_no_second_one_even_in_a_
     [item] = await inbox(client, h41)
     assert (await client.get(f"/v1/inbox/{item['delivery_id']}", headers=h41.headers)).status_code == 200
     assert (await post_status(client, h41, status(h41, sender, document_id, "01"))).status_code == 201
-    # Pretend the check ran before the recipient's 01 committed: the unique index still refuses a second
-    # 01, and only the automatic status is dropped, not the acknowledgement.
-    from gateway.documents.repository import DocumentRepository
-
-    async def not_yet(self: DocumentRepository, sender: str, refers_to: str, code: str) -> bool:
-        return False
-
-    monkeypatch.setattr(DocumentRepository, "status_exists", not_yet)
     r = await client.post(f"/v1/inbox/{item['delivery_id']}/ack", json={"result": "done"}, headers=h41.headers)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "delivered"
@@ -291,3 +297,24 @@ async def test_a_recipient_that_reported_01_itself_gets_no_second_one_even_in_a_
     assert [i["status_code"] for i in await inbox(client, sender)] == ["01"]
     view = (await client.get(f"/v1/documents/{doc}", headers=sender.headers)).json()
     assert view["recipients"][0]["status"] == "01"
+    assert [s["automatic"] for s in view["statuses"]] == [False]
+
+    # A second document, and the recipient's 01 racing the acknowledgement: the check ran before the 01
+    # committed. The gateway's 01 and the agency's are separate statements (migration 0005), so both are
+    # kept and the acknowledgement is never lost.
+    doc2, document_id2 = await send_document(client, sender, h41, code_number="2")
+    [item2] = [i for i in await inbox(client, h41) if i["id"] == doc2]
+    assert (await client.get(f"/v1/inbox/{item2['delivery_id']}", headers=h41.headers)).status_code == 200
+    assert (await post_status(client, h41, status(h41, sender, document_id2, "01"))).status_code == 201
+    from gateway.documents.repository import DocumentRepository
+
+    async def not_yet(self: DocumentRepository, sender: str, refers_to: str, code: str, **_: object) -> bool:
+        return False
+
+    monkeypatch.setattr(DocumentRepository, "status_exists", not_yet)
+    r = await client.post(f"/v1/inbox/{item2['delivery_id']}/ack", json={"result": "done"}, headers=h41.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "delivered"
+    view2 = (await client.get(f"/v1/documents/{doc2}", headers=sender.headers)).json()
+    assert view2["recipients"][0]["received_at"] is not None
+    assert sorted(s["automatic"] for s in view2["statuses"]) == [False, True]

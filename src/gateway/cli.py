@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.agency.schemas import AgencyCreate, AgencyUpdate, PullDelivery, PushDelivery
@@ -32,6 +33,7 @@ from gateway.problems import GatewayError, RequestInvalid
 from gateway.reports.cli import report_app
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 app = typer.Typer(help="Document interoperability gateway.", no_args_is_help=True, add_completion=False)
 agency_app = typer.Typer(help="The register of agencies.", no_args_is_help=True)
@@ -190,6 +192,19 @@ def openapi(output: Annotated[Path, typer.Option("--output", "-o")] = Path("open
     typer.echo(f"wrote {output}")
 
 
+def _validated(model: type[M], fields: dict[str, Any]) -> M:
+    """``model`` from the options, or the request-invalid problem the API answers for the same body."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
+        _fail(RequestInvalid(f"invalid fields: {', '.join(sorted({e['field'] for e in errors}))}", errors=errors))
+
+
+_ALIAS_HELP = ("another code the agency is known by (old-format code, QĐ 20/2020 identifier, SaaS tenant id); "
+               "repeatable")
+
+
 def _delivery(push: str | None, pull: bool) -> PushDelivery | PullDelivery | None:
     if push and pull:
         _fail(RequestInvalid("--push and --pull exclude each other", field="delivery"))
@@ -208,6 +223,7 @@ def agency_add(
     pull: Annotated[bool, typer.Option(help="pull delivery (the agency polls its inbox)")] = False,
     parent: Annotated[str | None, typer.Option(help="parent agency code")] = None,
     alt_code: Annotated[str | None, typer.Option(help="second identifier (QĐ 20/2020)")] = None,
+    alias: Annotated[list[str] | None, typer.Option("--alias", help=_ALIAS_HELP)] = None,
     policy: Annotated[str, typer.Option(help="signature policy: required | channel")] = "required",
     active: Annotated[bool, typer.Option("--active/--suspended")] = True,
     cert: Annotated[list[Path] | None, typer.Option(help="signing certificate PEM file (repeatable)")] = None,
@@ -219,10 +235,10 @@ def agency_add(
     if policy not in ("required", "channel"):
         _fail(RequestInvalid("--policy: required or channel", field="signature_policy"))
     pems = [p.read_text(encoding="utf-8") for p in cert or []]
-    data = AgencyCreate.model_validate(
-        {"code": code, "name": name, "parent_code": parent, "alt_code": alt_code, "delivery": delivery,
-         "signature_policy": policy, "active": active}
-    )
+    data = _validated(AgencyCreate, {
+        "code": code, "name": name, "parent_code": parent, "alt_code": alt_code, "aliases": alias or [],
+        "delivery": delivery, "signature_policy": policy, "active": active,
+    })
 
     async def run(session: AsyncSession) -> dict[str, Any]:
         service = AgencyService(session, actor=console_principal().actor)
@@ -266,7 +282,7 @@ def agency_show(code: str) -> None:
 
 
 def _update(code: str, fields: dict[str, Any]) -> None:
-    patch = AgencyUpdate.model_validate(fields)
+    patch = _validated(AgencyUpdate, fields)
 
     async def run(session: AsyncSession) -> dict[str, Any]:
         view = await AgencyService(session, actor=console_principal().actor).update(code, patch)
@@ -284,10 +300,14 @@ def agency_update(
     parent: Annotated[str | None, typer.Option()] = None,
     no_parent: Annotated[bool, typer.Option(help="remove the parent")] = False,
     alt_code: Annotated[str | None, typer.Option()] = None,
+    alias: Annotated[list[str] | None, typer.Option(
+        "--alias", help=_ALIAS_HELP + "; the ones given replace all the agency's aliases")] = None,
+    no_aliases: Annotated[bool, typer.Option("--no-aliases", help="remove all the agency's aliases")] = False,
     policy: Annotated[str | None, typer.Option(help="required | channel")] = None,
     active: Annotated[bool | None, typer.Option("--active/--suspended")] = None,
 ) -> None:
-    """Change fields of an agency; only the options given change."""
+    """Change fields of an agency; only the options given change (--alias: the aliases given replace the
+    agency's aliases; --no-aliases removes them all)."""
     fields: dict[str, Any] = {}
     if name is not None:
         fields["name"] = name
@@ -300,6 +320,12 @@ def agency_update(
         fields["parent_code"] = None
     if alt_code is not None:
         fields["alt_code"] = alt_code
+    if alias and no_aliases:
+        _fail(RequestInvalid("--alias and --no-aliases exclude each other", field="aliases"))
+    if alias:
+        fields["aliases"] = alias
+    if no_aliases:
+        fields["aliases"] = []
     if policy is not None:
         fields["signature_policy"] = policy
     if active is not None:

@@ -115,7 +115,7 @@ def test_refuses_undecodable_base64(make_signed: MakeSigned, signer: Signer, enc
 @pytest.mark.parametrize(
     "payload",
     [
-        PDF,  # not a ZIP at all
+        b"PK\x03\x04" + b"\x00" * 40,  # ZIP magic, not a readable archive
         zip_entries([("a.pdf", PDF), ("b.pdf", PDF)]),
         zip_entries([("../../etc/a.pdf", PDF)]),
         zip_entries([("/abs/a.pdf", PDF)]),
@@ -129,7 +129,7 @@ def test_refuses_undecodable_base64(make_signed: MakeSigned, signer: Signer, enc
         zip_lying_size("a.pdf", PDF + b" " * 4096, declared=len(PDF)),
     ],
     ids=[
-        "not-zip",
+        "unreadable-zip",
         "several-files",
         "traversal",
         "absolute",
@@ -144,8 +144,39 @@ def test_refuses_undecodable_base64(make_signed: MakeSigned, signer: Signer, enc
     ],
 )
 def test_refuses_unacceptable_zips(make_signed: MakeSigned, signer: Signer, payload: bytes) -> None:
-    with pytest.raises(AttachmentZipInvalid):
+    with pytest.raises(AttachmentZipInvalid) as caught:
         _inspect(make_signed(_with(InlineFile("a.pdf", PDF, encoded=b64(payload)))), signer)
+    assert caught.value.extensions["attachment"] == "a.pdf"
+
+
+def test_accepts_the_raw_file_when_its_content_is_the_named_type(make_signed: MakeSigned, signer: Signer) -> None:
+    # Deliberate change: "not a ZIP archive" was a refusal; the raw file in base64 (as the axis's Java library
+    # writes PDF and DOCX) is accepted when it sniffs as AttachmentName's type, and recorded.
+    envelope = _inspect(make_signed(_with(InlineFile("a.pdf", PDF, encoded=b64(PDF)))), signer)
+    (info,) = envelope.attachments  # type: ignore[attr-defined]
+    assert (info.data, info.file_type) == (PDF, "pdf")
+    assert [d.code for d in envelope.deviations] == ["attachment-not-zipped"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "refusal"),
+    [
+        ("a.pdf", bytes.fromhex("138a07fe01990042c311ee5d007f80021b"), FileTypeForbidden),  # 17 bytes of junk
+        ("a.pdf", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff", FileTypeForbidden),
+        ("a.docx", PDF, FileTypeForbidden),
+        # a raw OOXML container named .pdf: several entries and not an office name, so not the raw form
+        ("a.pdf", docx_bytes(), AttachmentZipInvalid),
+        # macro-enabled never sniffs as docx: several entries, refused as before
+        ("a.docx", docx_bytes(macro=True), AttachmentZipInvalid),
+    ],
+    ids=["junk-pdf", "exe-as-pdf", "pdf-as-docx", "docx-as-pdf", "raw-docm-as-docx"],
+)
+def test_refuses_raw_content_that_does_not_match_the_name(
+    make_signed: MakeSigned, signer: Signer, name: str, payload: bytes, refusal: type[Exception]
+) -> None:
+    with pytest.raises(refusal) as caught:
+        _inspect(make_signed(_with(InlineFile(name, PDF, encoded=b64(payload)))), signer)
+    assert caught.value.extensions["attachment"] == name  # type: ignore[attr-defined]
 
 
 def test_refuses_zip_bomb_by_ratio(make_signed: MakeSigned, signer: Signer) -> None:
@@ -212,10 +243,14 @@ def test_refuses_mismatched_content_ids(make_signed: MakeSigned, signer: Signer)
 
 def test_pairs_content_ids_written_differently(make_signed: MakeSigned, signer: Signer) -> None:
     def change(root: etree._Element) -> None:
+        reference = next(root.iter(f"{{{EDXML}}}Reference"))
         attachment = next(root.iter(f"{{{EDXML}}}Attachment"))
+        ref_cid = reference.find(f"{{{EDXML}}}ContentId")
         cid = attachment.find(f"{{{EDXML}}}ContentId")
         assert cid is not None
-        cid.text = "<1>"
+        assert ref_cid is not None
+        assert ref_cid.text is not None
+        cid.text = "<" + ref_cid.text.removeprefix("cid:") + ">"
 
     assert len(_inspect(make_signed(before=change), signer).attachments) == 1  # type: ignore[attr-defined]
 

@@ -16,6 +16,7 @@ Nothing here commits: the caller's unit of work does (CONTRIBUTING.md, "Transact
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.documents.models import Attachment, Delivery, Document
 from gateway.documents.repository import DocumentRepository
+from gateway.envelope.deviations import Deviation
 from gateway.ledger import service as ledger
 from gateway.ledger.models import LedgerEntry
 
@@ -64,6 +66,10 @@ class Message:
     status_code: str | None = None
     refers_to: str | None = None
     attachments: tuple[NewAttachment, ...] = ()
+    #: the tolerated quirks of the envelope (gateway.envelope.deviations), stored with the document
+    deviations: tuple[Deviation, ...] = ()
+    #: the status 01 the gateway wrote itself when the document arrived (not the agency's own statement)
+    automatic: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,8 @@ def _rows(message: Message, targets: Sequence[Target], document_uuid: str) -> Ro
         type_name=message.type_name, code=message.code, promulgation_date=message.promulgation_date,
         priority=message.priority, business_doc_type=message.business_doc_type, status_code=message.status_code,
         refers_to=message.refers_to, sent_at=now, ledger_seq=0, ledger_hash="",
+        deviations=json.dumps([d.as_json() for d in message.deviations], ensure_ascii=False),
+        automatic=message.automatic,
     )
     attachments = [
         Attachment(document=document_uuid, ordinal=i, content_id=a.content_id, name=a.name,

@@ -6,10 +6,16 @@ lowest non-zero part (``001.00.10.H47`` → ``000.00.10.H47`` → ``000.00.00.H4
 
 from __future__ import annotations
 
+import re
+
 from gateway.envelope.document import ORGAN_ID_PATTERN
 
 #: The OrganId of edXML (QĐ 20): one definition, in the envelope, which checks every From and To with it.
 CODE_PATTERN = ORGAN_ID_PATTERN.pattern
+
+#: An alias: another code an agency is known by in the wild (an old-format code such as ``28.22.H17``, the
+#: QĐ 20/2020 identifier, a SaaS tenant id such as ``vxp.saas.03``); compared exactly, case included.
+ALIAS_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def is_valid_code(code: str) -> bool:

@@ -1,4 +1,4 @@
-"""ORM mapping of the register (tables from migration 0001)."""
+"""ORM mapping of the register (tables from migrations 0001 and 0005)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,12 @@ class AgencyCertificate(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     agency: Mapped[Agency] = relationship(back_populates="certificates", lazy="raise")
+
+
+class AgencyAlias(Base):
+    """Another code an agency is known by in the wild (migration 0005): unique across the register."""
+
+    __tablename__ = "agency_aliases"
+
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agency_code: Mapped[str] = mapped_column(ForeignKey("agencies.code"), index=True)

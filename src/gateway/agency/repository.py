@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import String, delete, insert, literal_column, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CompoundSelect
 
-from gateway.agency.models import Agency, AgencyCertificate
+from gateway.agency.models import Agency, AgencyAlias, AgencyCertificate
+
+NameKind = Literal["code", "alt_code", "alias"]
+
+_PG_NAMES_LOCK_KEY = 0x6E616D65  # "name"
+
+
+@dataclass(frozen=True)
+class NameHolder:
+    """``name`` is held by agency ``agency_code`` as its code, its alt_code or one of its aliases."""
+
+    name: str
+    kind: NameKind
+    agency_code: str
 
 
 class AgencyRepository:
@@ -65,3 +81,70 @@ class AgencyRepository:
     async def add_certificate(self, cert: AgencyCertificate) -> None:
         self.session.add(cert)
         await self.session.flush()
+
+    async def lock_names(self) -> None:
+        """Serialize changes to the register's names (codes, alt_codes, aliases) until the end of this
+        transaction, so that the uniqueness across the three, which no single constraint holds, is checked
+        against everything committed before.
+
+        PostgreSQL: a transaction-scoped advisory lock. SQLite: transactions already start with BEGIN
+        IMMEDIATE (see gateway.db.engine), so only one writer exists at a time.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_NAMES_LOCK_KEY})
+
+    async def holders(self, names: Collection[str]) -> list[NameHolder]:
+        """Every agency holding one of ``names`` as its code, its alt_code or an alias (the register's one
+        namespace of names), ordered by name, then kind."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return []
+        query: CompoundSelect[str | None, str, str] = union_all(
+            select(Agency.code.label("name"), literal_column("'code'", String).label("kind"),
+                   Agency.code.label("agency_code"))
+            .where(Agency.code.in_(wanted)),
+            select(Agency.alt_code, literal_column("'alt_code'", String), Agency.code)
+            .where(Agency.alt_code.in_(wanted)),
+            select(AgencyAlias.alias, literal_column("'alias'", String), AgencyAlias.agency_code)
+            .where(AgencyAlias.alias.in_(wanted)),
+        )
+        rows = (await self.session.execute(query)).all()
+        found = [NameHolder(name, cast(NameKind, k), code) for name, k, code in rows if name is not None]
+        return sorted(found, key=lambda h: (h.name, h.kind, h.agency_code))
+
+    async def alias_map(self) -> dict[str, str]:
+        """Every alias and every alt_code → the code of the agency it names (to resolve a To or From that
+        names an agency other than by its code)."""
+        query: CompoundSelect[str | None, str] = union_all(
+            select(AgencyAlias.alias, AgencyAlias.agency_code),
+            select(Agency.alt_code, Agency.code).where(Agency.alt_code.is_not(None)),
+        )
+        return {name: code for name, code in (await self.session.execute(query)).all() if name is not None}
+
+    async def aliases_of(self, code: str) -> list[str]:
+        result = await self.session.execute(
+            select(AgencyAlias.alias).where(AgencyAlias.agency_code == code).order_by(AgencyAlias.alias)
+        )
+        return list(result.scalars())
+
+    async def aliases_for(self, codes: Sequence[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {c: [] for c in codes}
+        if not codes:
+            return out
+        result = await self.session.execute(
+            select(AgencyAlias.agency_code, AgencyAlias.alias)
+            .where(AgencyAlias.agency_code.in_(list(codes)))
+            .order_by(AgencyAlias.agency_code, AgencyAlias.alias)
+        )
+        for code, alias in result.all():
+            out[code].append(alias)
+        return out
+
+    async def replace_aliases(self, code: str, aliases: Collection[str]) -> None:
+        """The agency's aliases become exactly ``aliases``; the primary key refuses (IntegrityError) an alias
+        another agency holds, even one committed after the caller's checks."""
+        await self.session.execute(delete(AgencyAlias).where(AgencyAlias.agency_code == code))
+        if aliases:
+            await self.session.execute(
+                insert(AgencyAlias), [{"alias": a, "agency_code": code} for a in sorted(set(aliases))]
+            )

@@ -5,12 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from gateway.agency.codes import CODE_PATTERN
+from gateway.agency.codes import ALIAS_PATTERN, CODE_PATTERN
 from gateway.agency.models import Agency, AgencyCertificate
 
 CodeStr = Annotated[str, Field(max_length=64, examples=["000.00.00.H41"], description=f"pattern {CODE_PATTERN}")]
+AliasStr = Annotated[str, Field(max_length=64, pattern=f"^{ALIAS_PATTERN.pattern}$", examples=["28.22.H17"])]
+
+
+def _distinct(aliases: list[str] | None) -> list[str] | None:
+    if aliases is not None and len(set(aliases)) != len(aliases):
+        raise ValueError("each alias at most once")
+    return aliases
+
+
+_ALIASES_DOC = (
+    "other codes the agency is known by in the wild (an old-format code, the QĐ 20/2020 identifier, a SaaS "
+    "tenant id): each 1 to 64 of A-Z a-z 0-9 . _ -, compared exactly, and unique across the register (never "
+    "an agency's code or alt_code, nor another agency's alias)"
+)
+Aliases = Annotated[list[AliasStr], AfterValidator(_distinct), Field(description=_ALIASES_DOC)]
 
 
 class PushDelivery(BaseModel):
@@ -34,18 +49,21 @@ class AgencyCreate(BaseModel):
     name: Annotated[str, Field(max_length=1000)]
     parent_code: CodeStr | None = None
     alt_code: Annotated[str | None, Field(max_length=64, description="a second identifier (QĐ 20/2020)")] = None
+    aliases: Aliases = []
     delivery: Delivery
     signature_policy: SignaturePolicy = "required"
     active: bool = True
 
 
 class AgencyUpdate(BaseModel):
-    """Only the fields present are changed; ``parent_code: null`` removes the parent."""
+    """Only the fields present are changed; ``parent_code: null`` removes the parent, ``alt_code: null`` the
+    alt_code, and ``aliases`` replaces the whole list (``[]`` or ``null`` removes every alias)."""
 
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str | None, Field(max_length=1000)] = None
     parent_code: CodeStr | None = None
     alt_code: Annotated[str | None, Field(max_length=64)] = None
+    aliases: Aliases | None = None
     delivery: Delivery | None = None
     signature_policy: SignaturePolicy | None = None
     active: bool | None = None
@@ -81,6 +99,7 @@ class AgencyOut(BaseModel):
     name: str
     parent_code: str | None
     alt_code: str | None
+    aliases: Annotated[list[str], Field(description="the agency's aliases, sorted")]
     delivery: Delivery
     signature_policy: SignaturePolicy
     active: bool
@@ -89,7 +108,7 @@ class AgencyOut(BaseModel):
     certificates: list[CertificateOut]
 
     @classmethod
-    def of(cls, agency: Agency, certificates: list[AgencyCertificate]) -> AgencyOut:
+    def of(cls, agency: Agency, certificates: list[AgencyCertificate], aliases: list[str]) -> AgencyOut:
         delivery: PushDelivery | PullDelivery
         if agency.delivery_mode == "push":
             assert agency.endpoint is not None
@@ -101,6 +120,7 @@ class AgencyOut(BaseModel):
             name=agency.name,
             parent_code=agency.parent_code,
             alt_code=agency.alt_code,
+            aliases=sorted(aliases),
             delivery=delivery,
             signature_policy="channel" if agency.signature_policy == "channel" else "required",
             active=agency.active,

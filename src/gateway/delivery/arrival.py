@@ -7,8 +7,10 @@ it with the gateway's own key (the profile XML signature: the sender verifies it
 ``GET /v1/gateway/certificate``, and knows it is the gateway's statement, not the recipient's), and accepts
 it through :func:`gateway.acceptance.accept_unless_duplicate` as a status from that recipient, routed to
 the sender, in the same transaction as the delivered transition, ledgered as ``status.auto_arrived`` right
-after ``delivery.delivered``. No 01 is made for a status message, nor when the recipient already reported 01
-itself; a 01 the recipient sends after the gateway's is a duplicate (409).
+after ``delivery.delivered``. It is stored marked ``automatic`` (migration 0005). No 01 is made for a status
+message, nor when the recipient already reported 01 itself. A 01 the recipient's software sends after the
+gateway's (software built on the axis's libraries always does) is accepted and routed as the recipient's own
+statement, never refused: the automatic 01 stays the evidence of the received instant (README, "Statuses").
 """
 
 from __future__ import annotations
@@ -84,9 +86,9 @@ async def record_delivered(
 ) -> str | None:
     """Ledger the delivered transition and, right after it, accept the automatic 01 (``arrival``, the bytes
     of :func:`build_arrival`, already in the blob store; None: none was made). The 01's gateway id, or None
-    when it was not made: the original is a status, or the recipient reported 01 itself (before, or
-    concurrently: the unique index of migration 0004 refuses the second, and only the 01 is dropped, never
-    the delivered transition)."""
+    when it was not made: the original is a status, the recipient reported 01 itself before, or the gateway's
+    01 for this recipient and document already exists (the unique index of migration 0005 refuses a second
+    one, and only that 01 is dropped, never the delivered transition)."""
     if (arrival is None or original.kind != "document"
             or await DocumentRepository(session).status_exists(recipient, original.id, ARRIVED)):
         await ledger.append_many(session, [delivered])
@@ -99,7 +101,7 @@ async def record_delivered(
         kind="status", sender=recipient, document_id=original.document_id, envelope_sha256=digest,
         envelope_size=len(arrival), signed=True, signer_certificate=cert_sha, priority=original.priority,
         code=original.code, promulgation_date=original.promulgation_date, status_code=ARRIVED,
-        refers_to=original.id,
+        refers_to=original.id, automatic=True,
     )
     event = Event("status.auto_arrived", GATEWAY_ACTOR, recipient=original.sender, details={
         "status_code": ARRIVED, "refers_to": original.id, "delivery": delivery_id,

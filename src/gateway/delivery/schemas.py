@@ -20,7 +20,8 @@ class InboxItem(BaseModel):
     priority: int = Field(description="0 Thường, 1 Khẩn, 2 Thượng khẩn, 3 Hỏa tốc, 4 Hỏa tốc hẹn giờ")
     state: Literal["pending", "fetched"]
     status_code: str | None = Field(description="for a status: its edXML StatusCode")
-    refers_to: str | None = Field(description="for a status: the gateway id of the document it is about")
+    refers_to: str | None = Field(description="for a status: the gateway id of the document it is about; for a "
+                                  "recall, update or replacement (BussinessDocType 1-3): the original's")
     envelope_sha256: str
     multipart: bool = Field(description="true: the download is multipart/form-data (envelope + large parts)")
 

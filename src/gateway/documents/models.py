@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.base import Base, UTCDateTime
@@ -35,6 +35,10 @@ class Document(Base):
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ledger_seq: Mapped[int] = mapped_column(BigInteger)
     ledger_hash: Mapped[str] = mapped_column(String(64))
+    #: the tolerated quirks of the envelope, JSON ``[{"code", "where"}]`` (migration 0005)
+    deviations: Mapped[str] = mapped_column(Text, default="[]")
+    #: the status 01 the gateway wrote itself when the document arrived (migration 0005)
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Attachment(Base):

@@ -26,9 +26,12 @@ class DocumentRepository:
         return result.scalar_one_or_none()
 
     async def by_document_id(self, sender: str, document_id: str) -> Document | None:
+        """The new document (BussinessDocType 0) ``sender`` sent under ``document_id``: unique (migration
+        0005); the recalls, updates and replacements that repeat its DocumentId are other rows."""
         result = await self.session.execute(
             select(Document).where(
-                Document.sender == sender, Document.document_id == document_id, Document.kind == "document"
+                Document.sender == sender, Document.document_id == document_id, Document.kind == "document",
+                Document.business_doc_type == 0,
             )
         )
         return result.scalar_one_or_none()
@@ -67,6 +70,14 @@ class DocumentRepository:
         )
         return {sender: code for sender, code in result.all() if code is not None}
 
+    async def statuses_of(self, document: str) -> Sequence[Document]:
+        """The status messages about ``document``, oldest first."""
+        result = await self.session.execute(
+            select(Document).where(Document.refers_to == document, Document.kind == "status")
+            .order_by(Document.sent_at, Document.id)
+        )
+        return result.scalars().all()
+
     async def is_party(self, document: Document, agency: str) -> bool:
         if document.sender == agency:
             return True
@@ -97,14 +108,29 @@ class DocumentRepository:
         )
         return list(result.scalars())
 
-    async def status_exists(self, sender: str, refers_to: str, code: str) -> bool:
-        result = await self.session.execute(
-            select(func.count()).select_from(Document).where(
-                Document.kind == "status", Document.sender == sender, Document.refers_to == refers_to,
-                Document.status_code == code,
-            )
+    async def status_exists(self, sender: str, refers_to: str, code: str, *, own_only: bool = False) -> bool:
+        """Whether ``sender`` reported ``code`` about ``refers_to``; ``own_only``: not counting the 01 the
+        gateway wrote in its name (migration 0005)."""
+        stmt = select(func.count()).select_from(Document).where(
+            Document.kind == "status", Document.sender == sender, Document.refers_to == refers_to,
+            Document.status_code == code,
         )
+        if own_only:
+            stmt = stmt.where(Document.automatic.is_(False))
+        result = await self.session.execute(stmt)
         return bool(result.scalar_one())
+
+    async def originals_named(self, document_id: str, party: str) -> Sequence[Document]:
+        """The documents (not statuses) with this DocumentId of which ``party`` is the sender or a recipient,
+        newest first: the candidates a status message's ``ResponseFor/DocumentId`` may be about."""
+        result = await self.session.execute(
+            select(Document).where(
+                Document.kind == "document", Document.document_id == document_id,
+                or_(Document.sender == party,
+                    Document.id.in_(select(Delivery.document).where(Delivery.recipient == party))),
+            ).order_by(Document.sent_at.desc(), Document.id)
+        )
+        return result.scalars().all()
 
     def add_all(self, rows: Sequence[Document | Attachment | Delivery]) -> None:
         self.session.add_all(rows)

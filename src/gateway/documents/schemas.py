@@ -29,6 +29,22 @@ class AttachmentView(BaseModel):
     pdf_signature: Literal["none", "valid", "invalid"] | None
 
 
+class DeviationView(BaseModel):
+    code: str = Field(description="a stable deviation code (README, Interoperability)", examples=["legacy-signature"])
+    where: str = Field(description="where in the envelope it was seen", examples=["edXMLHeader/Signature"])
+
+
+class StatusRef(BaseModel):
+    id: str = Field(description="the gateway id of the status message")
+    sender: str = Field(description="the agency the status is about or from (the recipient, or the sender for 13)")
+    status_code: str
+    sent_at: datetime
+    automatic: bool = Field(
+        description="written by the gateway when the document arrived (the received instant's evidence), "
+        "not by the agency's software"
+    )
+
+
 class DocumentView(BaseModel):
     id: str = Field(description="the gateway document id")
     document_id: str = Field(description="the edXML DocumentId")
@@ -44,12 +60,22 @@ class DocumentView(BaseModel):
     priority: int
     business_doc_type: int
     status_code: str | None
-    refers_to: str | None
+    refers_to: str | None = Field(description="for a status: the document it is about; for a recall, update or "
+                                  "replacement (business_doc_type 1-3): the original document")
     envelope_sha256: str
     ledger_seq: int
     ledger_hash: str
     attachments: list[AttachmentView]
     recipients: list[RecipientView]
+    deviations: list[DeviationView] = Field(
+        description="what the envelope does differently from the standard, tolerated and recorded (README, "
+        "Interoperability)"
+    )
+    automatic: bool = Field(description="a status 01 the gateway wrote itself when the document arrived")
+    statuses: list[StatusRef] = Field(
+        description="the status messages about this document, oldest first (the gateway's own 01 and the "
+        "agencies' own statuses alike, told apart by automatic)"
+    )
 
 
 class DocumentList(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta, timezone
 from typing import Literal, cast
 
@@ -9,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.documents.models import Document
 from gateway.documents.repository import DocumentRepository
-from gateway.documents.schemas import AttachmentView, DeliveryState, DocumentView, RecipientView
+from gateway.documents.schemas import (
+    AttachmentView,
+    DeliveryState,
+    DeviationView,
+    DocumentView,
+    RecipientView,
+    StatusRef,
+)
 from gateway.principal import Principal
 from gateway.problems import NotFound
 
@@ -50,6 +58,7 @@ class DocumentService:
         attachments = await self.repo.attachments(document.id)
         deliveries = await self.repo.deliveries(document.id)
         statuses = await self.repo.latest_statuses(document.id)
+        reported = await self.repo.statuses_of(document.id)
         return DocumentView(
             id=document.id,
             document_id=document.document_id,
@@ -88,4 +97,8 @@ class DocumentService:
                 )
                 for d in deliveries
             ],
+            deviations=[DeviationView(code=d["code"], where=d["where"]) for d in json.loads(document.deviations)],
+            automatic=document.automatic,
+            statuses=[StatusRef(id=r.id, sender=r.sender, status_code=r.status_code or "", sent_at=r.sent_at,
+                                automatic=r.automatic) for r in reported],
         )

@@ -6,6 +6,12 @@ nothing from fastapi, sqlalchemy or httpx, and every refusal is a typed
 slug. Verification fails closed and, once a signature has been verified, reads only the tree the verifier
 hands back.
 
+The rule: strict on what protects (identity, signatures, digests, classified content, file types, XML
+hardening, size bounds, UTF-8), tolerant on the metadata quirks real software writes, and every tolerance
+recorded as a :class:`~gateway.envelope.deviations.Deviation` (stable ``code``, ``where`` in the document)
+in :attr:`Envelope.deviations`, in document order. The catalogue of codes is
+:data:`~gateway.envelope.deviations.DEVIATIONS`.
+
 Order of checks (:func:`inspect_envelope` runs them all; the first failure wins):
 
 1. size of the bytes ≤ ``Limits.max_envelope_bytes``                          → xml-too-large
@@ -18,29 +24,47 @@ Order of checks (:func:`inspect_envelope` runs them all; the first failure wins)
 6. no XInclude element                                                            → xml-xinclude-forbidden
 7. a W3C signature outside edXMLHeader                                          → signature-wrong-location
    ``schemas/edxml.xsd`` and the cardinalities it cannot express                  → schema-invalid
-8. ``From/OrganId`` is the authenticated agency (read early from the parsed tree
-   only to answer precisely; re-checked on the signed tree at step 11)            → sender-mismatch (403)
+8. ``From/OrganId`` is the authenticated agency or one of its aliases (``aliases``; read early from the
+   parsed tree only to answer precisely; re-checked on the signed tree at step 11) → sender-mismatch (403)
 9. the XML signature (:mod:`~gateway.envelope.signature`, its own numbered steps): presence per policy,
    location, algorithms, transforms, registered / revoked / valid certificate, cryptographic check,
    signing time                                                                   → signature-*, certificate-*
 10. from here on only the signed tree is read (or, unsigned under ``channel``, the parsed tree)
 11. sender again, on that tree                                                    → sender-mismatch
-12. metadata (:mod:`~gateway.envelope.document`): recipients (count, pattern, duplicates), text (NFC,
-    control characters, lengths), code lists (Type, Priority, SteeringType, BussinessDocType, Paper,
-    StatusCode), dates (readable, promulgation not in the future), secrecy marker → too-many-recipients,
-    recipient-id-malformed, recipient-duplicate, text-invalid, code-list-invalid, date-invalid,
-    secrecy-forbidden
+    recorded (:func:`~gateway.envelope.parse.record_structure`): extra namespace declarations (from the
+    bytes as received), TraceHeaderList attributes, an empty DigitalSignature, xlink attributes on a
+    Reference, a legacy edXML Signature (data only: it never satisfies the ``required`` policy)
+12. metadata (:mod:`~gateway.envelope.document`): recipients (count, pattern or alias, duplicates of the
+    resolved codes), text (NFC, control characters, lengths), code lists (Type, Priority, SteeringType,
+    BussinessDocType, Paper, StatusCode), dates (readable, promulgation not in the future), secrecy marker,
+    a status message's ResponseFor naming its document
+                                                                                  → too-many-recipients,
+                                                                                    recipient-id-malformed,
+                                                                                    recipient-duplicate,
+                                                                                    text-invalid,
+                                                                                    code-list-invalid,
+                                                                                    date-invalid,
+                                                                                    secrecy-forbidden,
+                                                                                    schema-invalid
+    recorded: aliases in From/To, To the sender itself, From without OrganName, empty ResponseFor,
+    DocumentType without TypeDetail, TraceHeader without OrganId, nonstandard OrganIds in TraceHeader and
+    ResponseFor, Bussiness before TraceHeader, DocumentIds that are UUIDs, carry an impossible date or are
+    otherwise nonstandard (kept as written)
 13. attachments (:mod:`~gateway.envelope.attachments`, its own numbered steps): count, manifest ↔
-    attachment pairing, names, base64, ZIP, sizes, content type, large-part digests
+    attachment pairing, names, base64, ZIP (or the raw file), sizes, content type, large-part digests
                                                                                   → attachment-*, too-many-
                                                                                     attachments,
                                                                                     manifest-without-
                                                                                     attachment,
                                                                                     file-type-forbidden
+    recorded: ContentIds without ``cid:``, with ``cid:cid:`` or not a UUID; ContentTypes that differ
+    between Reference and Attachment or are nonstandard; a raw (not zipped) inline file
 
-Left to the caller because they need the register or the database: whether every ``To`` is a registered,
-active agency; idempotency on (sender, DocumentId, envelope digest); duplicate status messages; PDF
-signature (PAdES) reporting; malware scanning.
+Left to the caller because they need the register or the database: loading ``aliases``; whether every
+``To`` (``DocumentMeta.recipient_ids``, aliases already resolved) is a registered, active agency;
+idempotency on (sender, DocumentId, envelope digest); duplicate status messages; whether the original of a
+recall, update or replacement is known (the ``original-unknown`` deviation); PDF signature (PAdES)
+reporting; malware scanning.
 
 Building (:mod:`~gateway.envelope.build`), the gateway's signed receipt
 (:mod:`~gateway.envelope.receipt`) and the gateway's signature on push deliveries and pull downloads
@@ -54,18 +78,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lxml import etree
 
+from ._record import DeviationLog, ordered
 from ._xml import DS_NS, EDXML_NS, PROFILE_NS, child, require
-from .attachments import AttachmentInfo, LargePart, read_attachments, sniff_file_type
+from .attachments import AttachmentInfo, LargePart, _read_attachments, read_attachments, sniff_file_type
 from .build import DocumentSpec, InlineFile, LargeFile, SigningAlgorithm, StatusSpec, build_document, build_status, sign
+from .deviations import DEVIATIONS, Deviation
 from .document import (
     DocumentMeta,
     MessageKind,
     StatusMeta,
+    _read_document,
+    _read_status,
     check_sender,
     message_kind,
     peek_sender,
@@ -117,12 +145,13 @@ from .errors import (
 )
 from .limits import Limits
 from .model import ManifestEntry, Organ, ResponseFor, SignerInfo, StaffInfo, TraceHeader, derive_document_id
-from .parse import DEFAULT_LIMITS, parse_envelope, parse_xml, schema_path, validate_schema
+from .parse import DEFAULT_LIMITS, parse_envelope, parse_xml, record_structure, schema_path, validate_schema
 from .receipt import RECEIPT_NS, ReceiptAttachment, ReceiptData, build_receipt, verify_receipt
 from .signature import Policy, SignatureResult, TrustedCertificate, certificate_sha256, verify_signature
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "DEVIATIONS",
     "DS_NS",
     "EDXML_NS",
     "PROFILE_NS",
@@ -141,6 +170,7 @@ __all__ = [
     "CertificateUnregistered",
     "CodeListInvalid",
     "DateInvalid",
+    "Deviation",
     "DocumentMeta",
     "DocumentSpec",
     "EncodingNotUtf8",
@@ -206,6 +236,7 @@ __all__ = [
     "read_attachments",
     "read_document",
     "read_status",
+    "record_structure",
     "schema_path",
     "sign",
     "sniff_file_type",
@@ -225,6 +256,8 @@ class Envelope:
     document: DocumentMeta | None
     status: StatusMeta | None
     attachments: tuple[AttachmentInfo, ...]
+    #: every tolerated quirk (structure, metadata, attachments), in document order, each exact duplicate once
+    deviations: tuple[Deviation, ...] = ()
 
     @property
     def signed(self) -> bool:
@@ -248,37 +281,47 @@ def inspect_envelope(
     policy: Policy = "required",
     limits: Limits = DEFAULT_LIMITS,
     large_parts: Mapping[str, LargePart] | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> Envelope:
     """Run every check of the package docstring, in order, on the envelope bytes.
 
     ``sender`` is the authenticated agency's OrganId and ``certificates`` its registered certificates;
-    ``large_parts`` maps Content-ID → what the caller measured of each multipart part.
+    ``large_parts`` maps Content-ID → what the caller measured of each multipart part; ``aliases`` maps every
+    alias in the agency register to its agency's primary code (From and To may name an agency by an alias).
     """
     # 1-7
     root = parse_envelope(data, limits)
     # 8
-    check_sender(root, sender)
+    check_sender(root, sender, aliases)
     # 9-10
     signature = verify_signature(root, certificates, now=now, policy=policy)
     tree = signature.signed_root
     # 11
-    check_sender(tree, sender)
+    check_sender(tree, sender, aliases)
+    structure = DeviationLog()
+    record_structure(root, tree, structure)
     # 12
     kind = message_kind(tree)
     document: DocumentMeta | None = None
     status: StatusMeta | None = None
     attachments: tuple[AttachmentInfo, ...] = ()
+    metadata = DeviationLog()
+    attachment_log = DeviationLog()
     if kind == "document":
-        document = read_document(tree, limits=limits, now=now)
+        document = _read_document(tree, limits=limits, now=now, aliases=aliases, log=metadata)
         # 13
-        attachments = read_attachments(tree, limits=limits, large_parts=large_parts)
+        attachments, attachment_log = _read_attachments(tree, limits=limits, large_parts=large_parts)
     else:
-        status = read_status(tree, limits=limits)
+        status = _read_status(tree, limits=limits, aliases=aliases, log=metadata)
         body = child(require(tree, "edXMLEnvelope"), "edXMLBody")
         if child(tree, "AttachmentEncoded") is not None or (body is not None and len(body)):
             raise SchemaInvalid("a status message carries no body and no attachments")
         if large_parts:
             raise SchemaInvalid("a status message carries no attachments")
+    if document is not None:
+        document = replace(document, deviations=metadata.ordered(tree))
+    if status is not None:
+        status = replace(status, deviations=metadata.ordered(tree))
     return Envelope(
         sha256=envelope_sha256(data),
         kind=kind,
@@ -286,4 +329,5 @@ def inspect_envelope(
         document=document,
         status=status,
         attachments=attachments,
+        deviations=ordered(tree, (structure, metadata, attachment_log)),
     )

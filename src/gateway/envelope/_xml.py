@@ -15,6 +15,8 @@ from .errors import SchemaInvalid
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 PROFILE_NS = "urn:gateway:edxml-profile:1"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+XML_NS = "http://www.w3.org/XML/1998/namespace"
 XINCLUDE_NSES = frozenset({"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"})
 
 

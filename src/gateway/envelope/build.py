@@ -2,9 +2,14 @@
 
 Used by the tests, the sample generator and the client library, so the defaults make a valid document:
 ``sign(build_document(DocumentSpec(attachments=[InlineFile("cv.pdf", pdf)])), key, cert)`` is a complete,
-signed envelope. Output follows EDXML.md: UTF-8, root ``edXML`` declaring the edXML namespace as default
-and as the ``edXML`` prefix, children prefixed, dates ``yyyy/MM/dd``, date-times in +07:00 without a zone,
-inline attachments as base64 of a ZIP holding the one file, large attachments as profile references.
+signed envelope. Output follows EDXML.md and the prefix layout of the files real software writes
+(``../shared/samples/external``): UTF-8; the root ``edXML`` declares only the default namespace;
+``edXML:edXMLEnvelope`` declares the ``edXML`` prefix and everything inside it uses it; ``AttachmentEncoded``,
+``Attachment`` and its children are unprefixed (default namespace) except ``edXML:ContentTransferEncoded``,
+which declares the prefix again; profile elements keep their own ``p:`` namespace. Dates ``yyyy/MM/dd``,
+date-times in +07:00 without a zone, inline attachments as base64 of a ZIP holding the one file, large
+attachments as profile references, ContentIds ``cid:<uuid>`` (a UUID derived from the file, so the output
+is deterministic): what the gateway writes records no deviation when read back.
 
 :func:`sign` writes exactly the profile signature: a W3C ``ds:Signature`` placed as the last child of
 ``edXMLHeader`` (through signxml's ``<ds:Signature Id="placeholder"/>`` mechanism, since signxml would
@@ -17,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import uuid
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -182,7 +188,7 @@ def _organ(parent: etree._Element, local: str, organ: Organ) -> None:
 
 def _response_for(parent: etree._Element, rf: ResponseFor) -> None:
     el = _el(parent, "ResponseFor")
-    _el(el, "OrganId", rf.organ_id)
+    _opt(el, "OrganId", rf.organ_id)
     _opt(el, "Code", rf.code)
     _opt(el, "PromulgationDate", format_date(rf.promulgation_date) if rf.promulgation_date else None)
     _opt(el, "DocumentId", rf.document_id)
@@ -197,20 +203,25 @@ def _staff(parent: etree._Element, staff: StaffInfo) -> None:
 
 
 def _root() -> tuple[etree._Element, etree._Element]:
-    root = etree.Element(q("edXML"), nsmap={"edXML": EDXML_NS})
-    envelope = _el(root, "edXMLEnvelope")
+    # The samples' layout: the default namespace on the root, the edXML prefix declared on the envelope.
+    # lxml names a new element with the nearest declaration of its namespace, so everything under the
+    # envelope is written edXML:..., everything else under the root unprefixed.
+    # None is lxml's key for the default namespace; lxml-stubs type the keys as str only.
+    root = etree.Element(q("edXML"), nsmap={None: EDXML_NS})  # type: ignore[dict-item]
+    envelope = etree.SubElement(root, q("edXMLEnvelope"), nsmap={"edXML": EDXML_NS})
     return root, _el(envelope, "edXMLHeader")
 
 
 def _serialize(root: etree._Element) -> bytes:
     out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-    # The usual wild form: the root unprefixed with the namespace also declared as default.
-    start = b'<edXML:edXML xmlns:edXML="' + EDXML_NS.encode() + b'"'
-    replacement = b'<edXML xmlns="' + EDXML_NS.encode() + b'" xmlns:edXML="' + EDXML_NS.encode() + b'"'
-    if start in out:
-        out = out.replace(start, replacement, 1)
-        out = out[: out.rindex(b"</edXML:edXML>")] + b"</edXML>" + out[out.rindex(b"</edXML:edXML>") + 14 :]
     return out
+
+
+def _content_id(index: int, attachment: InlineFile | LargeFile) -> str:
+    if attachment.content_id is not None:
+        return attachment.content_id
+    digest = hashlib.sha256(attachment.data).hexdigest() if isinstance(attachment, InlineFile) else attachment.sha256
+    return f"cid:{uuid.uuid5(uuid.NAMESPACE_URL, f'urn:gateway:attachment:{index}:{digest}:{attachment.name}')}"
 
 
 def _now(value: datetime | None) -> datetime:
@@ -283,7 +294,7 @@ def build_document(spec: DocumentSpec) -> bytes:
     manifest.set("version", "1.0")
     encoded_block = _el(root, "AttachmentEncoded") if spec.attachments else None
     for index, attachment in enumerate(spec.attachments, start=1):
-        cid = attachment.content_id or f"cid:{index}"
+        cid = _content_id(index, attachment)
         kind = file_type_of_name(attachment.name)
         content_type = attachment.content_type or (CONTENT_TYPES[kind] if kind else "application/octet-stream")
         ref = _el(manifest, "Reference")
@@ -301,7 +312,9 @@ def build_document(spec: DocumentSpec) -> bytes:
             text = attachment.encoded
             if text is None:
                 text = base64.encodebytes(zip_single(attachment.name, attachment.data)).decode("ascii")
-            _el(att, "ContentTransferEncoded", text)
+            # as the samples write it: prefixed, re-declaring the prefix (its parent is unprefixed)
+            transfer = etree.SubElement(att, q("ContentTransferEncoded"), nsmap={"edXML": EDXML_NS})
+            transfer.text = text
         else:
             sha = etree.SubElement(att, q("Sha256", PROFILE_NS), nsmap={"p": PROFILE_NS})
             sha.text = attachment.sha256

@@ -20,7 +20,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Organ:
-    """A ``From`` or ``To`` block."""
+    """A ``From`` or ``To`` block, as written (``name`` is None for a ``From`` without ``OrganName``)."""
 
     organ_id: str
     name: str | None = None
@@ -49,9 +49,15 @@ class StaffInfo:
 
 @dataclass(frozen=True)
 class ResponseFor:
-    """The document a document or a status message answers."""
+    """The document a document or a status message answers.
 
-    organ_id: str
+    Every child is optional in the wild (axis traffic writes an empty ``ResponseFor``, some producers no
+    ``OrganId``); a status message must still name its document (``DocumentId``, or ``Code``,
+    ``PromulgationDate`` and ``OrganId`` to derive it). ``organ_id`` is kept as written: it may lie outside
+    the ``LLL.KK.JJ.Xnn`` pattern (recorded as ``organ-id-nonstandard``).
+    """
+
+    organ_id: str | None = None
     document_id: str | None = None
     code: str | None = None
     promulgation_date: date | None = None
@@ -69,7 +75,10 @@ class ManifestEntry:
 
 @dataclass(frozen=True)
 class TraceHeader:
-    organ_id: str
+    """One ``TraceHeader``. ``organ_id`` as written: None when absent (``trace-header-without-organ-id``), and
+    possibly outside the pattern (``organ-id-nonstandard``: ``null``, ``vxp.saas.03`` ... in axis traffic)."""
+
+    organ_id: str | None
     timestamp: datetime
 
 

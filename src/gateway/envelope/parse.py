@@ -18,6 +18,16 @@ intake order):
 7. a W3C ``ds:Signature`` outside ``edXMLEnvelope/edXMLHeader`` → SignatureWrongLocation (the XSD would
    only say schema-invalid), then ``schemas/edxml.xsd`` and the cardinalities it cannot express
    → SchemaInvalid
+
+Tolerated and recorded (:func:`record_structure`, after the signature step; see
+:mod:`~gateway.envelope.deviations`): namespace declarations beyond edXML, xmldsig, the profile, xlink and
+xml anywhere (``xmlns:xsi``, ``xmlns:xsd`` of the .NET SDK; read from the parsed bytes, since exclusive
+canonicalisation drops unused declarations from the signed tree) → ``namespace-declarations-extra``;
+attributes ``id``/``version``/``mustUnderstand``/``actor`` on ``TraceHeaderList``
+→ ``trace-header-list-attributes``; an empty ``edXML:DigitalSignature`` in ``edXMLHeader``
+→ ``digital-signature-empty`` (a non-empty one, or two, is schema-invalid); ``xlink:href``/``role``/``type``
+on a manifest ``Reference`` → ``reference-xlink-attributes`` (other xlink attributes are schema-invalid);
+the legacy edXML-namespace ``Signature`` → ``legacy-signature`` (data only, never trusted).
 """
 
 from __future__ import annotations
@@ -29,7 +39,21 @@ from pathlib import Path
 
 from lxml import etree
 
-from ._xml import DS_NS, XINCLUDE_NSES, children, local_name, q, require
+from ._record import DeviationLog
+from ._xml import (
+    DS_NS,
+    EDXML_NS,
+    PROFILE_NS,
+    XINCLUDE_NSES,
+    XLINK_NS,
+    XML_NS,
+    child,
+    children,
+    header,
+    local_name,
+    q,
+    require,
+)
 from .errors import (
     EncodingNotUtf8,
     NulByte,
@@ -44,7 +68,7 @@ from .errors import (
 )
 from .limits import Limits
 
-__all__ = ["DEFAULT_LIMITS", "parse_envelope", "parse_xml", "schema_path", "validate_schema"]
+__all__ = ["DEFAULT_LIMITS", "parse_envelope", "parse_xml", "record_structure", "schema_path", "validate_schema"]
 
 DEFAULT_LIMITS = Limits()
 
@@ -54,6 +78,12 @@ _DECL = re.compile(rb"""\A<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40
 # Only the first two are accepted; a false positive inside a comment is refused too (fails closed).
 _DTD_MARKUP = re.compile(rb"<!(?!--|\[CDATA\[)")
 _UTF8_NAMES = frozenset({"utf-8", "utf8"})
+#: namespaces an edXML envelope may declare without a deviation being recorded
+_KNOWN_NSES = frozenset({EDXML_NS, DS_NS, PROFILE_NS, XLINK_NS, XML_NS})
+#: the .NET SDK's attributes on TraceHeaderList (the XSD allows exactly these)
+_TRACE_LIST_ATTRIBUTES = ("id", "version", "mustUnderstand", "actor")
+#: the xlink attributes the .NET SDK writes on a manifest Reference
+_XLINK_ATTRIBUTES = frozenset(q(name, XLINK_NS) for name in ("href", "role", "type"))
 
 
 def schema_path() -> Path:
@@ -190,9 +220,14 @@ def validate_schema(root: etree._Element) -> None:
         raise SchemaInvalid("edXMLHeader must hold exactly one MessageHeader (or Status)")
     if len(children(headers[0], "From")) != 1:
         raise SchemaInvalid(f"{local_name(headers[0])} must hold exactly one From")
-    for name in ("TraceHeaderList", "Signature"):
+    for name in ("TraceHeaderList", "Signature", "DigitalSignature"):
         if len(children(hdr, name)) > 1:
             raise SchemaInvalid(f"edXMLHeader holds more than one {name}")
+    body = child(envelope, "edXMLBody")
+    manifest = child(body, "edXMLManifest") if body is not None else None
+    for ref in children(manifest, "Reference") if manifest is not None else []:
+        if any(name not in _XLINK_ATTRIBUTES for name in ref.attrib):
+            raise SchemaInvalid("a manifest Reference carries an xlink attribute other than href, role or type")
     for name in (
         "From",
         "DocumentId",
@@ -219,6 +254,30 @@ def validate_schema(root: etree._Element) -> None:
     for el in hdr:
         if isinstance(el.tag, str) and etree.QName(el).namespace == DS_NS and local_name(el) != "Signature":
             raise SchemaInvalid("edXMLHeader holds an xmldsig element other than Signature")
+
+
+def record_structure(parsed: etree._Element, tree: etree._Element, log: DeviationLog) -> None:
+    """Record the structural quirks the schema tolerates (module docstring): namespace declarations from the
+    ``parsed`` tree (the bytes as received), everything else from ``tree`` (the tree that is read)."""
+    for _event, (_prefix, uri) in etree.iterwalk(parsed, events=("start-ns",)):
+        if uri not in _KNOWN_NSES:
+            log.add("namespace-declarations-extra", "edXML")
+            break
+    hdr = header(tree)
+    trace_list = child(hdr, "TraceHeaderList")
+    if trace_list is not None and any(trace_list.get(name) is not None for name in _TRACE_LIST_ATTRIBUTES):
+        log.add("trace-header-list-attributes", "TraceHeaderList", trace_list)
+    digital_signature = child(hdr, "DigitalSignature")
+    if digital_signature is not None:
+        log.add("digital-signature-empty", "edXMLHeader/DigitalSignature", digital_signature)
+    legacy = child(hdr, "Signature")
+    if legacy is not None:
+        log.add("legacy-signature", "edXMLHeader/Signature", legacy)
+    body = child(require(tree, "edXMLEnvelope"), "edXMLBody")
+    manifest = child(body, "edXMLManifest") if body is not None else None
+    for index, ref in enumerate(children(manifest, "Reference") if manifest is not None else [], start=1):
+        if any(name in _XLINK_ATTRIBUTES for name in ref.attrib):
+            log.add("reference-xlink-attributes", f"edXMLManifest/Reference[{index}]", ref)
 
 
 def parse_envelope(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:

@@ -6,8 +6,12 @@ The steps, in order (the envelope's own checks are numbered in ``gateway.envelop
    storing nothing.
 2. The sender's register entry (signature policy, certificates) is read.
 3. ``gateway.envelope.inspect_envelope`` runs every content check on the bytes and any multipart parts.
-4. Every recipient is a registered, active agency.
-5. The same sender and DocumentId with a different envelope: 409 (Điều 12.8, a sent document never changes).
+4. Every recipient is a registered, active agency (a ``To`` may name it by an alias: step 3 resolved it).
+5. A new document (``BussinessDocType`` 0) under the same sender and DocumentId with a different envelope:
+   409 (Điều 12.8, a sent document never changes). A recall, update or replacement (1, 2, 3) is a new message
+   that refers to its original — the sender's new document named by ``Bussiness/DocumentId``, else by the
+   DocumentId it repeats — and never alters it; when there is none it is accepted all the same, with the
+   deviation ``original-unknown``.
 6. PDF attachments: whether each carries a valid PDF signature (reported, never refused); then, when a
    scanner is configured, every attachment goes through clamd (``gateway.malware``; a match refuses).
 7. Blobs: the original bytes and every attachment are written by SHA-256 (fsynced) before the
@@ -29,12 +33,16 @@ steps that concern the original document in place of 4 and 5, and no 6:
 1. an identical resubmission (same reporting agency, same bytes) returns the receipt already given (200);
 2. the reporting agency's register entry;
 3. ``inspect_envelope`` with the agency's signature policy; a document here is refused (not-a-status);
-4. the original: the document whose sender is ``ResponseFor/OrganId`` and whose DocumentId is
-   ``ResponseFor/DocumentId`` (or the one derived from Code and PromulgationDate). The reporting agency
-   must be one of its recipients, or, for a recall (13), its sender; for anyone else the answer is the
-   404 of a missing document (its existence is not revealed). A recipient may not recall and the sender
-   may report nothing but a recall (status-code-not-allowed);
-5. the same agency, original and code already reported: 409 status-duplicate, except 05 (may repeat);
+4. the original, linked by ``ResponseFor/DocumentId`` (or the one derived from Code and PromulgationDate)
+   among the documents of which the reporting agency is the sender or a recipient: ``ResponseFor/OrganId``
+   names "the other party" (the original's sender in a recipient's status, the recipient in the sender's
+   13, as the axis SDK writes it), so it only breaks a tie (a document it names as sender first, then a new
+   document before a recall/update/replacement repeating its DocumentId, then the newest). For anyone else
+   the answer is the 404 of a missing document (its existence is not revealed). A recipient may not recall
+   and the sender may report nothing but a recall (status-code-not-allowed);
+5. the same agency, original and code already reported by the agency itself: 409 status-duplicate, except
+   05 (may repeat). The 01 the gateway wrote when the document arrived does not count: the recipient's own
+   01, which its software sends after every download, is accepted and routed too;
 7. the bytes go to the blob store;
 8. :func:`gateway.acceptance.accept`: the status document (kind ``status``, ``refers_to`` the original),
    one delivery per target (:mod:`gateway.delivery.rules`: the sender; for 13 the recipients) and
@@ -45,8 +53,9 @@ steps that concern the original document in place of 4 and 5, and no 6:
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,11 +78,14 @@ from gateway.envelope import (
     Limits,
     ReceiptAttachment,
     ReceiptData,
+    RecipientIdMalformed,
+    SenderMismatch,
     TrustedCertificate,
     build_receipt,
     inspect_envelope,
 )
 from gateway.envelope import envelope_sha256 as digest_of
+from gateway.envelope.deviations import Deviation
 from gateway.intake.errors import (
     DocumentChanged,
     NotADocument,
@@ -86,6 +98,9 @@ from gateway.intake.multipart import MultipartUpload
 from gateway.malware import Scanner
 from gateway.pdfsig import pdf_signature_state, pdf_signature_state_of
 from gateway.signing import GatewayKey
+
+#: ``Bussiness/BussinessDocType`` of a new document; 1, 2, 3 are a recall, an update, a replacement
+NEW_DOCUMENT = 0
 
 
 @dataclass(frozen=True)
@@ -125,19 +140,37 @@ class IntakeService:
         checked = await self._resubmitted_or_inspected(sender, data, digest, "document", large_parts)
         if isinstance(checked, IntakeResult):
             return checked
-        envelope = checked
+        envelope, again = checked
         if envelope.kind != "document" or envelope.document is None:
             raise NotADocument()
         meta = envelope.document
         # 4, 5
         async with self.db.read() as session:
-            recipients = await AgencyRepository(session).get_many(meta.recipient_ids)
+            agencies = AgencyRepository(session)
+            recipients = await agencies.get_many(meta.recipient_ids)
+            missing = [code for code in meta.recipient_ids if code not in recipients]
+            if missing and not any(d.code == "addressed-by-alias" for d in envelope.deviations):
+                # A To of the code's form may still be an alias (an agency's former code): resolve and re-check.
+                aliases = await agencies.alias_map()
+                if any(code in aliases for code in missing):
+                    envelope = await again(aliases)
+                    assert envelope.document is not None
+                    meta = envelope.document
+                    recipients = await agencies.get_many(meta.recipient_ids)
             missing = [code for code in meta.recipient_ids if code not in recipients or not recipients[code].active]
             if missing:
                 raise RecipientUnknown(
                     f"To: {len(missing)} recipient(s) not registered or suspended", recipients=missing
                 )
-            await self._check_unchanged(DocumentRepository(session), sender, meta.document_id, digest)
+            repo = DocumentRepository(session)
+            deviations = list(envelope.deviations)
+            original: Document | None = None
+            if meta.business_doc_type == NEW_DOCUMENT:
+                await self._check_unchanged(repo, sender, meta.document_id, digest)
+            else:
+                original = await _original_of_follow_up(repo, sender, meta.business_document_id, meta.document_id)
+                if original is None:
+                    deviations.append(Deviation("original-unknown", "TraceHeaderList/Bussiness/BussinessDocType"))
         # 6
         pdf_states = await asyncio.to_thread(self._pdf_states, envelope, upload)
         if self.scanner is not None:
@@ -157,8 +190,10 @@ class IntakeService:
             signer_certificate=envelope.signature.certificate_sha256, priority=meta.priority,
             subject=meta.subject, type_name=meta.type_name, code=f"{meta.code_number}/{meta.code_notation}",
             promulgation_date=meta.promulgation_date, business_doc_type=meta.business_doc_type,
+            refers_to=original.id if original is not None else None,
             attachments=tuple(NewAttachment(a.content_id, a.name, a.content_type, a.sha256, a.size,
                                             pdf_states.get(a.content_id)) for a in envelope.attachments),
+            deviations=tuple(deviations),
         )
         event = Event("envelope.accepted", f"agency:{sender}", details={
             "envelope_sha256": digest,
@@ -169,6 +204,9 @@ class IntakeService:
             "attachments": [{"content_id": a.content_id, "sha256": a.sha256, "size": a.size}
                             for a in envelope.attachments],
             "priority": meta.priority,
+            "business_doc_type": meta.business_doc_type,
+            "refers_to": original.id if original is not None else None,
+            "deviations": [d.as_json() for d in deviations],
         })
         targets = delivery_targets(recipients[c] for c in meta.recipient_ids)
         try:
@@ -183,10 +221,16 @@ class IntakeService:
         # 9 (from the rows just committed, as they were stored: nothing is read back while the head is locked)
         return await self._result(accepted)
 
-    async def _resubmitted_or_inspected(self, sender: str, data: bytes, digest: str, kind: str,
-                                        large_parts: dict[str, LargePart] | None) -> IntakeResult | Envelope:
+    async def _resubmitted_or_inspected(
+        self, sender: str, data: bytes, digest: str, kind: str, large_parts: dict[str, LargePart] | None
+    ) -> IntakeResult | tuple[Envelope, Callable[[dict[str, str]], Awaitable[Envelope]]]:
         """Steps 1 to 3: the receipt already given for these bytes (an identical resubmission), or the envelope
-        as :func:`~gateway.envelope.inspect_envelope` found it under the sender's register entry."""
+        as :func:`~gateway.envelope.inspect_envelope` found it under the sender's register entry, with the way
+        to inspect it again under the register's aliases.
+
+        The register's aliases are read only when the codes alone do not make sense of the envelope (a ``From``
+        or ``To`` that is no code, or a ``To`` naming no registered agency — see :meth:`submit`): standard
+        traffic costs no extra statement, an envelope addressed by alias is inspected twice."""
         # reads, no transaction: step 8's constraints back up every check made before it
         async with self.db.read() as session:
             existing = await DocumentRepository(session).by_envelope(sender, digest, kind)
@@ -196,7 +240,7 @@ class IntakeService:
             agency = await agencies.get(sender)
             assert agency is not None  # authenticated agencies exist
             certs = list(await agencies.certificates(sender))
-        return await asyncio.to_thread(
+        inspect = functools.partial(
             inspect_envelope,
             data,
             sender=sender,
@@ -206,6 +250,21 @@ class IntakeService:
             limits=self.limits,
             large_parts=large_parts,
         )
+
+        async def again(aliases: dict[str, str]) -> Envelope:
+            return await asyncio.to_thread(functools.partial(inspect, aliases=aliases))
+
+        try:
+            return await asyncio.to_thread(inspect), again
+        except (RecipientIdMalformed, SenderMismatch):
+            aliases = await self._aliases()
+            if not aliases:
+                raise
+            return await again(aliases), again
+
+    async def _aliases(self) -> dict[str, str]:
+        async with self.db.read() as session:
+            return await AgencyRepository(session).alias_map()
 
     async def _accept(self, message: Message, targets: Sequence[Target], event: Event) -> Accepted:
         """Step 8, in a transaction shared with the other messages being stored at this moment (one ledger
@@ -262,25 +321,25 @@ class IntakeService:
         checked = await self._resubmitted_or_inspected(reporter, data, digest, "status", None)
         if isinstance(checked, IntakeResult):
             return checked
-        envelope = checked
+        envelope, _again = checked
         if envelope.kind != "status" or envelope.status is None:
             raise NotAStatus()
         meta = envelope.status
         # 4, 5
         async with self.db.read() as session:
             repo = DocumentRepository(session)
-            original = await repo.by_document_id(meta.response_for.organ_id.strip(), meta.document_id)
+            original = _status_subject(await repo.originals_named(meta.document_id, reporter),
+                                       meta.response_for.organ_id)
             if original is None:
                 raise DocumentNotFound()
             recipients = await repo.recipients_of(original.id)
             is_sender, is_recipient = original.sender == reporter, reporter in recipients
-            if not is_sender and not is_recipient:
-                raise DocumentNotFound()
             if meta.status_code == RECALL and not is_sender:
                 raise StatusCodeNotAllowed("only the sender of a document may recall it (13)")
             if meta.status_code != RECALL and not is_recipient:
                 raise StatusCodeNotAllowed("the sender of a document may only recall it (13)")
-            if meta.status_code != "05" and await repo.status_exists(reporter, original.id, meta.status_code):
+            if meta.status_code != "05" and await repo.status_exists(reporter, original.id, meta.status_code,
+                                                                      own_only=True):
                 raise StatusDuplicate()
             codes = status_targets(meta.status_code, reporter, original.sender, recipients)
             agencies_by_code = await AgencyRepository(session).get_many(codes)
@@ -292,7 +351,7 @@ class IntakeService:
             kind="status", sender=reporter, document_id=original.document_id, envelope_sha256=digest,
             envelope_size=len(data), signed=envelope.signed, signer_certificate=envelope.signature.certificate_sha256,
             priority=original.priority, code=original.code, promulgation_date=original.promulgation_date,
-            status_code=meta.status_code, refers_to=original.id,
+            status_code=meta.status_code, refers_to=original.id, deviations=envelope.deviations,
         )
         event = Event("status.accepted", f"agency:{reporter}", details={
             "status_code": meta.status_code,
@@ -303,6 +362,7 @@ class IntakeService:
             "signed": envelope.signed,
             "signer_certificate": envelope.signature.certificate_sha256,
             "routed_to": sorted(t.code for t in targets),
+            "deviations": [d.as_json() for d in envelope.deviations],
         })
         try:
             accepted = await self._accept(message, targets, event)
@@ -315,6 +375,28 @@ class IntakeService:
                 return IntakeResult(await self._receipt_for(session, winner), False, winner.id)
         # 9
         return await self._result(accepted)
+
+
+async def _original_of_follow_up(repo: DocumentRepository, sender: str, business_document_id: str | None,
+                                 document_id: str) -> Document | None:
+    """The sender's new document a recall, update or replacement is about: the one ``Bussiness/DocumentId``
+    names (EDXML.md: "the document concerned"), else the one whose DocumentId it repeats (the axis SDK's
+    way, samples ext02-ext04)."""
+    for candidate in (business_document_id, document_id):
+        if candidate:
+            found = await repo.by_document_id(sender, candidate)
+            if found is not None:
+                return found
+    return None
+
+
+def _status_subject(candidates: Sequence[Document], named: str | None) -> Document | None:
+    """Step 4's tie-break among the documents with the status's DocumentId that the reporter is party to
+    (newest first): one whose sender ``ResponseFor/OrganId`` names, then a new document before the
+    recalls, updates and replacements that repeat its DocumentId, then the newest."""
+    named = named.strip() if named else None
+    ranked = sorted(candidates, key=lambda d: (d.sender != named, d.business_doc_type != NEW_DOCUMENT))
+    return ranked[0] if ranked else None
 
 
 def _trusted(certs: Sequence[AgencyCertificate]) -> list[TrustedCertificate]:

@@ -15,7 +15,8 @@ EVENT_TYPES: dict[str, str] = {
     "token.revoked": "an API token was revoked",
     "operator.created": "an operator account was created",
     # Intake.
-    "envelope.accepted": "an envelope was accepted: this entry's instant is the sent instant",
+    "envelope.accepted": "an envelope was accepted: this entry's instant is the sent instant (details: recipients, "
+                         "attachments, business_doc_type, refers_to for a recall/update/replacement, deviations)",
     "envelope.refused": "an envelope was refused (details: rule, envelope digest; never content)",
     # Delivery: one entry per transition of a (document, recipient) delivery (gateway.delivery.service draws
     # the state machine). Actor: `gateway` for the push worker, the agency for pull, the operator for re-queue.
@@ -34,7 +35,7 @@ EVENT_TYPES: dict[str, str] = {
     "delivery.refused": "an acknowledgement or re-queue request was refused (details: action, rule)",
     # Status messages (EDXML.md codes), routed like documents.
     "status.accepted": "a status message from an agency was accepted: this entry's instant is its sent "
-                       "instant (details: status_code, refers_to, routed_to)",
+                       "instant (details: status_code, refers_to, routed_to, deviations)",
     "status.refused": "a status message was refused (details: rule, envelope digest; never content)",
     "status.auto_arrived": "the gateway's own status 01 (Đã đến), signed with the gateway key, made when a "
                            "recipient's received instant was fixed, and routed to the sender",

@@ -57,7 +57,8 @@ def monthly(
 
     table = Table(
         "code", "name", "sent", "received", "delivered", "dead", "signed XML", "signed PDF", "median s", "p95 s",
-        "status 06", title=f"{out.month} ({out.timezone}: {out.start.isoformat()} to {out.end.isoformat()})",
+        "status 06", "with deviations",
+        title=f"{out.month} ({out.timezone}: {out.start.isoformat()} to {out.end.isoformat()})",
     )
     rows: list[tuple[str, str, Any]] = [(a.code, a.name, a) for a in out.agencies]
     rows.append(("", "total", out.totals))
@@ -67,5 +68,13 @@ def monthly(
             f"{f.signed_xml} {_share(f.signed_xml_share)}".strip(),
             f"{f.signed_pdf} {_share(f.signed_pdf_share)}".strip(),
             _seconds(f.delivery_seconds_median), _seconds(f.delivery_seconds_p95), str(f.status_06),
+            str(f.with_deviations),
         )
     Console(width=200).print(table)
+    deviations = [(a.code, code, n) for a in out.agencies for code, n in a.deviations.items()]
+    if deviations:
+        detail = Table("code", "deviation", "messages",
+                       title="deviations per sending agency (README, Interoperability)")
+        for agency, code, n in deviations:
+            detail.add_row(agency, code, str(n))
+        Console(width=200).print(detail)

@@ -6,6 +6,8 @@ row per delivery, because the percentiles are computed in Python the same way on
 
 from __future__ import annotations
 
+import json
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +18,9 @@ from sqlalchemy.orm import aliased
 
 from gateway.agency.models import Agency
 from gateway.documents.models import Attachment, Delivery, Document
+
+#: the key of :meth:`ReportRepository.deviations`' counters that counts messages with any deviation
+MARKED = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,22 @@ class ReportRepository:
             sender: SentCounts(int(sent), int(xml or 0), int(pdf or 0), int(s06 or 0))
             for sender, sent, xml, pdf, s06 in result
         }
+
+    async def deviations(self, start: datetime, end: datetime) -> dict[str, Counter[str]]:
+        """Per sender: how many of the messages (documents and statuses) it sent in the range carry each
+        deviation code (a message counts once per code, however often the quirk repeats in it), and under
+        the key :data:`MARKED` how many carry any."""
+        stmt = select(Document.sender, Document.deviations).where(
+            Document.sent_at >= start, Document.sent_at < end, Document.deviations != "[]",
+            Document.automatic.is_(False),
+        )
+        out: dict[str, Counter[str]] = defaultdict(Counter)
+        result = await self.session.stream(stmt.execution_options(yield_per=5_000))
+        async for sender, raw in result:
+            codes = {d["code"] for d in json.loads(raw)}
+            out[sender].update(codes)
+            out[sender][MARKED] += 1 if codes else 0
+        return dict(out)
 
     async def final_states(self, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
         """(sender, state) → deliveries now delivered or dead, of the documents sent in the range."""

@@ -22,6 +22,10 @@ class FiguresOut(BaseModel):
     delivery_seconds_median: float | None
     delivery_seconds_p95: float | None
     status_06: int
+    deviations: dict[str, int] = Field(
+        description="deviation code → messages sent in the month that carry it (README, Interoperability)"
+    )
+    with_deviations: int = Field(description="messages sent in the month that carry at least one deviation")
 
     @classmethod
     def fields_of(cls, f: Figures) -> dict[str, Any]:
@@ -30,6 +34,7 @@ class FiguresOut(BaseModel):
             "signed_xml": f.signed_xml, "signed_pdf": f.signed_pdf, "signed_xml_share": f.signed_xml_share,
             "signed_pdf_share": f.signed_pdf_share, "delivery_seconds_median": f.delivery_seconds_median,
             "delivery_seconds_p95": f.delivery_seconds_p95, "status_06": f.status_06,
+            "deviations": f.deviations, "with_deviations": f.with_deviations,
         }
 
 

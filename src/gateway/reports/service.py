@@ -20,6 +20,9 @@ Per agency:
                             PostgreSQL ``percentile_cont`` and numpy's default); null when nothing was received
 ``status_06``               of ``sent``, documents that have reached status 06 (a status message with code 06
                             referring to them), as of when the report is made
+``deviations``              deviation code → how many messages (documents and statuses) the agency sent in
+                            the month carry it (README, "Interoperability"): what to ask its vendor to fix
+``with_deviations``         how many messages it sent in the month carry at least one deviation
 ==========================  ======================================================================================
 
 ``totals`` holds the same figures over all agencies. Every registered agency is listed, idle ones with
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -38,7 +41,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.reports.errors import ReportMonthInvalid
-from gateway.reports.repository import ReportRepository, SentCounts
+from gateway.reports.repository import MARKED, ReportRepository, SentCounts
 
 VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 TIMEZONE_NAME = "Asia/Ho_Chi_Minh"
@@ -96,6 +99,8 @@ class Figures:
     delivery_seconds_median: float | None
     delivery_seconds_p95: float | None
     status_06: int
+    deviations: dict[str, int]
+    with_deviations: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +118,8 @@ class MonthlyReport:
     totals: Figures
 
 
-def _figures(counts: SentCounts, delivered: int, dead: int, durations: list[float]) -> Figures:
+def _figures(counts: SentCounts, delivered: int, dead: int, durations: list[float],
+             deviations: Counter[str]) -> Figures:
     durations.sort()
     return Figures(
         sent=counts.sent,
@@ -127,6 +133,8 @@ def _figures(counts: SentCounts, delivered: int, dead: int, durations: list[floa
         delivery_seconds_median=percentile(durations, 0.5),
         delivery_seconds_p95=percentile(durations, 0.95),
         status_06=counts.status_06,
+        deviations={code: n for code, n in sorted(deviations.items()) if code != MARKED},
+        with_deviations=deviations[MARKED],
     )
 
 
@@ -136,6 +144,7 @@ async def monthly_report(session: AsyncSession, month: Month, *, now: datetime |
     agencies = await repo.agencies()
     sent = await repo.sent_counts(start, end)
     final = await repo.final_states(start, end)
+    deviations = await repo.deviations(start, end)
     durations: dict[str, list[float]] = defaultdict(list)
     async for recipient, sent_at, received_at in repo.received(start, end):
         durations[recipient].append((received_at - sent_at).total_seconds())
@@ -146,7 +155,7 @@ async def monthly_report(session: AsyncSession, month: Month, *, now: datetime |
             code=code,
             name=name,
             figures=_figures(sent.get(code, none), final.get((code, "delivered"), 0), final.get((code, "dead"), 0),
-                             list(durations.get(code, []))),
+                             list(durations.get(code, [])), deviations.get(code, Counter())),
         )
         for code, name in agencies
     ]
@@ -161,5 +170,6 @@ async def monthly_report(session: AsyncSession, month: Month, *, now: datetime |
         sum(n for (_, state), n in final.items() if state == "delivered"),
         sum(n for (_, state), n in final.items() if state == "dead"),
         [d for values in durations.values() for d in values],
+        sum(deviations.values(), Counter()),
     )
     return MonthlyReport(month=month, generated_at=now or datetime.now(UTC), agencies=rows, totals=totals)
