@@ -16,7 +16,11 @@ from gw import Agency, register, submit
 
 SPEC = json.loads((Path(__file__).resolve().parents[1] / "openapi" / "openapi.json").read_text())
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/v1/gateway/certificate")}
-ROUTES = sorted((method.upper(), path) for path, ops in SPEC["paths"].items() for method in ops)
+ROUTES = sorted((method.upper(), path) for path, ops in SPEC["paths"].items() for method in ops
+                if not path.startswith("/vxp/"))
+#: The national axis face authenticates by the SDK's HMAC headers, not by bearer tokens (its own test below).
+VXP_ROUTES = sorted((method.upper(), path) for path, ops in SPEC["paths"].items() for method in ops
+                    if path.startswith("/vxp/"))
 
 # Expected status per caller for each route; "ok" = any 2xx. Callers: anon, sender (A), recipient (B),
 # stranger (C), admin, auditor.
@@ -43,6 +47,9 @@ MATRIX: dict[tuple[str, str], dict[str, int | str]] = {
     # No checkpoint is signed yet in this world: readers get the 404 that says so, strangers still 401.
     ("GET", "/v1/ledger/checkpoints/latest"): {"A": 404, "admin": 404},
     ("GET", "/v1/reports/monthly"): {"A": 403, "admin": OK, "auditor": OK},
+    ("GET", "/v1/vxp/systems"): {"A": 403, "admin": OK, "auditor": OK},
+    ("POST", "/v1/vxp/systems"): {"A": 403, "auditor": 403, "admin": OK},
+    ("DELETE", "/v1/vxp/systems/{system_id}"): {"A": 403, "auditor": 403, "admin": OK},
     ("POST", "/v1/statuses"): {"C": 404, "admin": 403},
 }
 
@@ -87,6 +94,11 @@ async def _call(client: httpx.AsyncClient, w: dict[str, Any], method: str, path:
     elif path.endswith("/tokens/{token_id}"):
         issued = await client.post(f"/v1/agencies/{a.code}/tokens", headers=w["headers"]["admin"])
         url = url.replace("nope", issued.json()["id"])
+    elif path == "/v1/vxp/systems" and method == "POST":
+        body = {"agency": a.code}
+    elif path == "/v1/vxp/systems/{system_id}":
+        system = await client.post("/v1/vxp/systems", json={"agency": a.code}, headers=w["headers"]["admin"])
+        url = url.replace("{system_id}", system.json()["system_id"])
     elif method == "PATCH":
         body = {"name": "Văn phòng Chính phủ (sửa)"}
     elif path == "/v1/documents":
@@ -119,6 +131,24 @@ async def test_authorization_matrix(client: httpx.AsyncClient, world: dict[str, 
             assert 200 <= r.status_code < 300, (who, r.status_code, r.text[:300])
         else:
             assert r.status_code == expected, (who, r.status_code, r.text[:300])
+
+
+def test_the_vxp_face_is_in_the_spec() -> None:
+    assert ("POST", "/vxp/sendEdoc") in VXP_ROUTES
+    assert ("GET", "/vxp/downloadEdoc") in VXP_ROUTES
+
+
+@pytest.mark.parametrize(("method", "path"), VXP_ROUTES)
+async def test_the_vxp_face_refuses_every_caller_without_vxp_credentials(
+    client: httpx.AsyncClient, world: dict[str, Any], method: str, path: str
+) -> None:
+    # A bearer token (agency or operator) is no VXP credential: FAIL as the SDK reads it, 401, nothing done.
+    for who in ("anon", "A", "admin"):
+        r = await client.request(method, path, headers=dict(world["headers"][who]), content=b"{}")
+        assert r.status_code == 401, (who, r.text[:300])
+        assert r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert (body["status"], body["ErrorCode"]) == ("FAIL", "vxp-credentials-missing")
 
 
 async def test_strangers_see_no_trace_of_others_documents(client: httpx.AsyncClient, world: dict[str, Any]) -> None:

@@ -84,6 +84,10 @@ async def test_past_the_admission_limit_the_answer_is_a_fast_503(
         assert r.headers["retry-after"] == "1"
         assert r.json()["type"] == "urn:gateway:problem:overloaded"
         assert 0.15 <= waited < 3.0
+        # The national axis face sheds load too, in the JSON its SDK reads.
+        vxp = await tight_client.post("/vxp/sendEdoc", content=b"<edXML/>\r\n")
+        assert (vxp.status_code, vxp.headers["content-type"]) == (503, "application/json")
+        assert (vxp.json()["status"], vxp.json()["ErrorCode"], vxp.json()["DocId"]) == ("FAIL", "overloaded", "")
         # Operators still see the gateway: health, readiness and metrics are never queued.
         assert (await tight_client.get("/healthz")).status_code == 200
         assert (await tight_client.get("/readyz")).status_code == 200

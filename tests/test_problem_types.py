@@ -16,7 +16,7 @@ from gateway.problems import GatewayError
 SPEC = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 
 # Bases that are never raised themselves, only subclassed (their slug is a fallback, not a rule).
-ABSTRACT = {"agency-invalid", "envelope-invalid", "certificate-error", "not-found", "conflict"}
+ABSTRACT = {"agency-invalid", "envelope-invalid", "certificate-error", "not-found", "conflict", "vxp-unauthenticated"}
 # Raised only by console commands (``gateway operator create``): no HTTP route manages operators yet.
 CONSOLE_ONLY = {"operator-invalid", "operator-exists"}
 

@@ -79,12 +79,20 @@ class AdmissionMiddleware:
 
 async def _overloaded(scope: Scope, send: Send, retry_after: int) -> None:
     error = Overloaded(f"more requests than this gateway process can take at once; retry after {retry_after} s")
-    body = json.dumps(error.to_problem(instance=scope["path"])).encode("utf-8")
+    if str(scope["path"]).startswith("/vxp/"):
+        # The national axis SDK reads only a JSON body (gateway.vxp.protocol.answer's shape): an RFC 9457
+        # document would make it report an empty success. DocId is there for sendEdoc.
+        body = json.dumps({"status": "FAIL", "ErrorCode": error.slug, "ErrorDesc": error.detail, "DocId": ""},
+                          ensure_ascii=True).encode("ascii")
+        media_type = "application/json"
+    else:
+        body = json.dumps(error.to_problem(instance=scope["path"])).encode("utf-8")
+        media_type = PROBLEM_MEDIA_TYPE
     await send({
         "type": "http.response.start",
         "status": error.status,
         "headers": [
-            (b"content-type", PROBLEM_MEDIA_TYPE.encode("ascii")),
+            (b"content-type", media_type.encode("ascii")),
             (b"content-length", str(len(body)).encode("ascii")),
             (b"retry-after", str(retry_after).encode("ascii")),
         ],

@@ -29,6 +29,10 @@ from gateway.malware import ClamdScanner
 from gateway.ratelimit import AgencyRateLimiter
 from gateway.reports.endpoints import router as reports_router
 from gateway.signing import load_or_create
+from gateway.vxp.admin import router as vxp_admin_router
+from gateway.vxp.face import router as vxp_face_router
+from gateway.vxp.secrets import SecretBox
+from gateway.vxp.systems import VxpSystems
 
 DESCRIPTION = """\
 The gateway between the document-management systems (QLVB&ĐHTN) of state agencies: it takes signed edXML
@@ -65,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          scanner=_scanner(settings))
         app.state.delivery = DeliveryService(db, app.state.blobs, app.state.gateway_key)
         app.state.refusals = RefusalLog(db)
+        # The key that opens the VXP secrets is read (or generated) at the first call that needs it.
+        app.state.vxp_systems = VxpSystems(db, SecretBox.from_settings(settings))
         try:
             # Push workers run when settings.run_workers; they stop before the database is disposed.
             async with (
@@ -95,4 +101,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(delivery_router)
     app.include_router(ledger_router)
     app.include_router(reports_router)
+    app.include_router(vxp_admin_router)
+    app.include_router(vxp_face_router)
     return app

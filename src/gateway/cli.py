@@ -31,6 +31,9 @@ from gateway.ledger.cli import ledger_app
 from gateway.principal import console_principal
 from gateway.problems import GatewayError, RequestInvalid
 from gateway.reports.cli import report_app
+from gateway.vxp.schemas import VxpSystemCreate, VxpSystemOut
+from gateway.vxp.secrets import SecretBox
+from gateway.vxp.systems import VxpSystemService
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -44,6 +47,10 @@ app.add_typer(token_app, name="token")
 app.add_typer(operator_app, name="operator")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(report_app, name="report")
+vxp_app = typer.Typer(help="The national axis protocol (VXP) face.", no_args_is_help=True)
+vxp_system_app = typer.Typer(help="VXP systems: the axis SDK's system id and secret.", no_args_is_help=True)
+vxp_app.add_typer(vxp_system_app, name="system")
+app.add_typer(vxp_app, name="vxp")
 
 
 async def _migrate(settings: Settings) -> None:
@@ -406,6 +413,49 @@ def operator_create(
     token_id, token = _in_transaction(run)
     typer.echo(f"operator {name} ({role}), token id: {token_id}")
     typer.echo(token)
+
+
+@vxp_system_app.command("create")
+def vxp_system_create(
+    agency: Annotated[str, typer.Option(help="the code of the agency the installation is registered for")],
+    serves: Annotated[str, typer.Option(
+        help="subtree: the agency and every agency registered under it | agency: that agency alone")] = "subtree",
+) -> None:
+    """Create a VXP system. Its JSON (system_id, secret, agency, serves) is printed alone on the last line;
+    the secret is shown this once."""
+    data = _validated(VxpSystemCreate, {"agency": agency, "serves": serves})
+    box = SecretBox.from_settings(Settings())
+
+    async def run(session: AsyncSession) -> dict[str, Any]:
+        created = await VxpSystemService(session).create(data.agency, data.serves, box=box,
+                                                         actor=console_principal().actor)
+        return created.out().model_dump(mode="json")
+
+    created = _in_transaction(run)
+    typer.echo(f"vxp system {created['system_id']} for {created['agency']} (serves {created['serves']}); "
+               "the secret is shown once, on the next line")
+    typer.echo(json.dumps(created, ensure_ascii=False))
+
+
+@vxp_system_app.command("list")
+def vxp_system_list() -> None:
+    """List the VXP systems as JSON (the items of GET /v1/vxp/systems; never a secret)."""
+
+    async def run(session: AsyncSession) -> list[dict[str, Any]]:
+        return [VxpSystemOut.of(s).model_dump(mode="json") for s in await VxpSystemService(session).list()]
+
+    _echo_json(_in_transaction(run))
+
+
+@vxp_system_app.command("revoke")
+def vxp_system_revoke(system_id: str) -> None:
+    """Revoke a VXP system; it stays on record and its next call is refused."""
+
+    async def run(session: AsyncSession) -> dict[str, Any]:
+        system = await VxpSystemService(session).revoke(system_id, actor=console_principal().actor)
+        return VxpSystemOut.of(system).model_dump(mode="json")
+
+    _echo_json(_in_transaction(run))
 
 
 # The agency-side commands (send, inbox, fetch, ack, status, document, keys) after the console ones.

@@ -21,7 +21,7 @@ __all__ = ["SERVER_COMMANDS", "client_only_app", "main"]
 
 #: the commands of :mod:`gateway.cli` that need the server installed (everything but the agency commands)
 SERVER_COMMANDS = ("serve", "worker", "migrate", "backup", "restore", "openapi", "agency", "token", "operator",
-                   "ledger", "report", "demo")
+                   "ledger", "report", "vxp", "demo")
 
 INSTALL_SERVER = "pip install 'gateway[server]'"
 

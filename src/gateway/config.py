@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     signing_cert_file: Path | None = None
     signing_key_passphrase: SecretStr | None = None
 
+    # The key (32 bytes) that seals the VXP systems' shared secrets in the database (gateway.vxp.secrets).
+    # Unset: <data_dir>/keys/vxp-secrets.key, generated on first use (and backed up with keys/). Set: that
+    # file, which must exist; it is never generated, so that a mistyped path cannot start a new key.
+    vxp_secrets_key_file: Path | None = None
+
     # Request and envelope limits (see README "Limits").
     max_envelope_bytes: int = 64 * 1024 * 1024
     max_part_bytes: int = 4 * 1024 * 1024 * 1024
@@ -123,6 +128,10 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def vxp_secrets_key_path(self) -> Path:
+        return self.vxp_secrets_key_file or self.keys_dir / "vxp-secrets.key"
 
     @property
     def blobs_dir(self) -> Path:

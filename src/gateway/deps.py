@@ -26,6 +26,7 @@ from gateway.principal import Principal
 from gateway.problems import BodyTooLarge, Forbidden, GatewayError, Unauthenticated
 from gateway.ratelimit import AgencyRateLimiter
 from gateway.signing import GatewayKey
+from gateway.vxp.systems import VxpSystems
 
 
 def get_settings(request: Request) -> Settings:
@@ -70,6 +71,11 @@ def get_refusals(request: Request) -> RefusalLog:
     return refusals
 
 
+def get_vxp_systems(request: Request) -> VxpSystems:
+    systems: VxpSystems = request.app.state.vxp_systems
+    return systems
+
+
 def get_wake_worker(request: Request) -> Callable[[], None]:
     """Tell the in-process push worker that work was queued (it claims it now rather than at its next poll);
     does nothing where no worker runs in this process."""
@@ -90,6 +96,7 @@ IntakeDep = Annotated[IntakeService, Depends(get_intake)]
 DeliveryDep = Annotated[DeliveryService, Depends(get_delivery)]
 RefusalsDep = Annotated[RefusalLog, Depends(get_refusals)]
 WakeWorker = Annotated[Callable[[], None], Depends(get_wake_worker)]
+VxpSystemsDep = Annotated[VxpSystems, Depends(get_vxp_systems)]
 
 _bearer = HTTPBearer(auto_error=False, description="an agency or operator token issued by an admin")
 

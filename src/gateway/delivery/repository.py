@@ -185,6 +185,32 @@ class DeliveryRepository:
 
     # -- pull ----------------------------------------------------------------------------------------------
 
+    async def waiting(self, recipients: Sequence[str], kind: str, limit: int) -> Sequence[tuple[Delivery, Document]]:
+        """Pull deliveries of ``kind`` (document | status) not yet acknowledged, for any of ``recipients``, most
+        urgent then oldest first (the national-axis face lists them for every agency a system serves)."""
+        if not recipients:
+            return []
+        result = await self.session.execute(
+            select(Delivery, Document)
+            .join(Document, Document.id == Delivery.document)
+            .where(Delivery.recipient.in_(list(recipients)), Delivery.mode == "pull",
+                   Delivery.state.in_(("pending", "fetched")), Document.kind == kind)
+            .order_by(Delivery.priority.desc(), Delivery.created_at, Delivery.id)
+            .limit(limit)
+        )
+        return [(d, doc) for d, doc in result.all()]
+
+    async def count_waiting(self, recipients: Sequence[str], kind: str) -> int:
+        if not recipients:
+            return 0
+        result = await self.session.execute(
+            select(func.count()).select_from(Delivery)
+            .join(Document, Document.id == Delivery.document)
+            .where(Delivery.recipient.in_(list(recipients)), Delivery.mode == "pull",
+                   Delivery.state.in_(("pending", "fetched")), Document.kind == kind)
+        )
+        return int(result.scalar_one())
+
     async def inbox(
         self, recipient: str, after: tuple[int, datetime, str] | None, limit: int
     ) -> Sequence[tuple[Delivery, Document]]:

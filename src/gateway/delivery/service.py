@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -181,6 +182,23 @@ class DeliveryService:
             rows = await DeliveryRepository(session).inbox(code, after, limit + 1)
         items = [InboxItem(d, doc) for d, doc in rows[:limit]]
         return InboxPage(items, encode_cursor(items[-1].delivery) if len(rows) > limit else None)
+
+    async def waiting(self, recipients: Sequence[str], kind: str, limit: int) -> list[InboxItem]:
+        """What waits for any of ``recipients`` (pull, not yet acknowledged), of one kind: the national-axis
+        face's list for every agency a system serves."""
+        async with self.db.read() as session:
+            rows = await DeliveryRepository(session).waiting(recipients, kind, limit)
+        return [InboxItem(d, doc) for d, doc in rows]
+
+    async def count_waiting(self, recipients: Sequence[str], kind: str) -> int:
+        async with self.db.read() as session:
+            return await DeliveryRepository(session).count_waiting(recipients, kind)
+
+    async def located(self, delivery_id: str) -> tuple[Delivery, Document] | None:
+        """A delivery and its document by id, whoever it is for (the caller decides who may act on it)."""
+        async with self.db.read() as session:
+            found = await DeliveryRepository(session).with_document(delivery_id)
+        return (found[0], found[1]) if found is not None else None
 
     async def fetch(self, agency: Principal, delivery_id: str) -> tuple[Delivery, Document]:
         """The recipient downloads: ``pending`` → ``fetched`` (ledgered) the first time."""

@@ -14,6 +14,12 @@ EVENT_TYPES: dict[str, str] = {
     "token.issued": "an API token was issued (details: token id, never the token)",
     "token.revoked": "an API token was revoked",
     "operator.created": "an operator account was created",
+    "vxp_system.created": "a VXP system (national axis protocol credential) was created for an agency "
+                          "(details: system_id, serves; never the secret)",
+    "vxp_system.revoked": "a VXP system was revoked (details: system_id)",
+    "vxp.refused": "a call on the national axis face (/vxp) was refused, other than sendEdoc's (whose refusals "
+                   "are envelope.refused / status.refused) (details: rule, operation, system_id as claimed; never "
+                   "content)",
     # Intake.
     "envelope.accepted": "an envelope was accepted: this entry's instant is the sent instant (details: recipients, "
                          "attachments, business_doc_type, refers_to for a recall/update/replacement, deviations)",
