@@ -58,6 +58,10 @@ def targets(ran: set[str]) -> list[tuple[str, str, str, str]]:
         rows.append(("intake / signature ceiling", f"{intake['best_accepted_per_s']:.0f}/s of "
                      f"{intake['ceiling']['signature_verifications_per_s']:.0f}/s = {intake['ratio']:.2f}", "≥ 0.5",
                      _yes(intake["ratio"] >= 0.5)))
+        if "vxp" in intake:
+            v = intake["vxp"]
+            rows.append(("VXP intake / native intake", f"{v['phase']['accepted_per_s']:.0f}/s of "
+                         f"{v['native_accepted_per_s']:.0f}/s = {v['ratio']:.2f}", "≥ 0.9", _yes(v["ratio"] >= 0.9)))
         o = intake["open_loop"]
         rows.append((f"intake p99 at {o['offered_per_s']:g}/s offered",
                      f"{o['p99_ms']:.0f} ms (accepted {o['accepted_per_s']:.0f}/s)", "≤ 50 ms",

@@ -16,7 +16,13 @@ the measurement starts. The load comes from this process over 127.0.0.1:
    schedule whatever the answers do; latency is counted from the scheduled instant, so a queue building
    up shows (no coordinated omission).
 
-The ratio is the best accepted rate over the ceiling (target ≥ 0.5); the open-loop p99 target is ≤ 50 ms.
+4. the national axis face: the same envelopes through ``POST /vxp/sendEdoc`` as the axis SDK sends them (HMAC
+   headers of a VXP system made by ``gateway vxp system create``, unpadded hash-file, trailing CRLF), closed
+   loop at ``--vxp-concurrency`` (default 16), in ``--vxp-rounds`` rounds alternating with native rounds of
+   the same size at the same concurrency (the machine's drift falls on both alike), totals compared.
+
+The ratio is the best accepted rate over the ceiling (target ≥ 0.5); the open-loop p99 target is ≤ 50 ms; the
+VXP face's accepted rate is within 10 % of native intake's at the same concurrency (target ≥ 0.9).
 CPU seconds of the gateway's workers, PostgreSQL and this load process are reported per phase, to show
 where the two cores went. ``--profile`` records py-spy profiles of the workers during the concurrency-64
 phase and prints a summary (see :mod:`profiling`).
@@ -28,6 +34,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
+import json
 import multiprocessing
 import os
 import shutil
@@ -49,6 +58,7 @@ from harness import Gateway, HttpConnection, Postgres
 RECIPIENTS = (("000.00.00.H41", "UBND tỉnh Nghệ An"), ("000.00.00.H42", "UBND tỉnh Hà Tĩnh"))
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
+TARGET_VXP_RATIO = 0.9
 
 
 # -- the ceiling ---------------------------------------------------------------------------------------------
@@ -111,14 +121,40 @@ class Phase:
                 **harness.summary_ms(self.latencies), "cpu_s": self.cpu}
 
 
+class VxpSigner:
+    """The axis SDK's headers for one sendEdoc (VXP.md "Authentication"): a fixed timestamp, the signed
+    header JSON, its HMAC-SHA256 with the system's secret, the unpadded hash-file."""
+
+    def __init__(self, system_id: str, secret: str, sender: str) -> None:
+        self.system_id = system_id
+        self.secret = secret.encode("utf-8")
+        self.sender = sender
+        self.timestamp = datetime.now(UTC).strftime("%d%m%YT%H%M%S") + "+0123"
+
+    def headers(self, body: bytes) -> dict[str, str]:
+        signed = {"systemid": self.system_id, "servicetype": "eDoc", "messagetype": "edoc",
+                  "hash-file": "".join(format(b, "x") for b in hashlib.sha256(body).digest()),
+                  "from": self.sender, "timestamp": self.timestamp, "Content-Type": "application/octet-stream"}
+        sign_header = json.dumps({f"XroadVnpt-{k}": v for k, v in signed.items()}, separators=(",", ":"))
+        return {**{f"XroadVnpt-{k}": v for k, v in signed.items()},
+                "Content-Type": "application/octet-stream",
+                "XroadVnpt-sign-header-key": ";".join(signed),
+                "XroadVnpt-sign-header": sign_header,
+                "XroadVnpt-hash-header": hmac.new(self.secret, sign_header.encode("utf-8"), hashlib.sha256).hexdigest(),
+                "XroadVnpt-version": "3.0.201608", "User-Agent": "JAVASDKAgent/1.0.0 XRoad/VPCP"}
+
+
 class Load:
-    def __init__(self, gateway: Gateway, token: str, envelopes: list[bytes], pg_pid: int | None) -> None:
+    def __init__(self, gateway: Gateway, token: str, envelopes: list[bytes], pg_pid: int | None,
+                 vxp: VxpSigner | None = None) -> None:
         self.gateway = gateway
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/xml"}
         self.envelopes = envelopes
         self.next = 0
         self.pg_pid = pg_pid
         self.problems: Counter[str] = Counter()
+        #: set: the envelopes go through the national axis face (POST /vxp/sendEdoc) instead
+        self.vxp = vxp
 
     def take(self) -> bytes | None:
         if self.next >= len(self.envelopes):
@@ -135,13 +171,18 @@ class Load:
     async def _send(self, conn: HttpConnection, body: bytes, phase: Phase, since: float) -> None:
         phase.sent += 1
         try:
-            r = await conn.request("POST", "/v1/envelopes", self.headers, body)
+            if self.vxp is not None:
+                r = await conn.request("POST", "/vxp/sendEdoc", self.vxp.headers(body), body + b"\r\n")
+            else:
+                r = await conn.request("POST", "/v1/envelopes", self.headers, body)
         except (OSError, asyncio.IncompleteReadError) as exc:
             phase.statuses[type(exc).__name__] += 1
             return
         status = str(r.status)
+        if self.vxp is not None and r.status == 200 and b'"status":"OK"' in r.body:
+            status = "201"  # accepted: counted as the native 201
         phase.statuses[status] += 1
-        if r.status == 201:
+        if status == "201":
             phase.latencies.append(time.perf_counter() - since)
         else:
             self.problems[f"{r.status} {r.body[:160]!r}"] += 1
@@ -210,6 +251,19 @@ class Load:
         return phase
 
 
+def _merged(name: str, phases: list[Phase]) -> Phase:
+    out = Phase(name)
+    for p in phases:
+        out.latencies += p.latencies
+        out.statuses.update(p.statuses)
+        out.sent += p.sent
+        out.elapsed += p.elapsed
+        out.exhausted = out.exhausted or p.exhausted
+        for key, value in p.cpu.items():
+            out.cpu[key] = out.cpu.get(key, 0.0) + value
+    return out
+
+
 # -- main ----------------------------------------------------------------------------------------------------
 
 
@@ -219,7 +273,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     requests = [int(n) for n in args.requests.split(",")]
     if len(requests) != len(levels):
         raise SystemExit("--requests needs one count per --concurrency level")
-    count = args.warmup + sum(requests) + int(args.rate * args.rate_seconds)
+    count = args.warmup + sum(requests) + int(args.rate * args.rate_seconds) + args.vxp_requests
     t0 = time.perf_counter()
     envelopes = harness.make_envelopes(keys, RECIPIENTS, count, run=f"I{int(time.time())}")
     print(f"built and signed {len(envelopes)} envelopes of {len(envelopes[0]) / 1024:.0f} KiB in "
@@ -262,6 +316,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         profiling.print_summary(f"py-spy, gateway workers, intake at concurrency {c}", summary)
             phase = loop.run_until_complete(load.open(f"open loop {args.rate:g}/s", args.rate, args.rate_seconds))
             phases.append(phase)
+            created = json.loads(gateway.cli("vxp", "system", "create", "--agency", harness.SENDER.organ_id,
+                                             "--serves", "agency").strip().splitlines()[-1])
+            vxp_load = Load(gateway, token, envelopes, pg.postmaster_pid(),
+                            vxp=VxpSigner(created["system_id"], created["secret"], harness.SENDER.organ_id))
+            # Alternate native and VXP rounds of the same size, so that drift of the machine (which moved the
+            # rate by a quarter between runs) falls on both alike; the totals are compared.
+            per_round = max(1, args.vxp_requests // (2 * args.vxp_rounds))
+            native_rounds, vxp_rounds = [], []
+            for _round in range(args.vxp_rounds):
+                native_rounds.append(loop.run_until_complete(load.closed("native", args.vxp_concurrency, per_round)))
+                vxp_load.next = load.next
+                vxp_rounds.append(loop.run_until_complete(vxp_load.closed("vxp", args.vxp_concurrency, per_round)))
+                load.next = vxp_load.next
+            load.problems.update(vxp_load.problems)
+            native_phase = _merged(f"native POST /v1/envelopes, concurrency {args.vxp_concurrency}, "
+                                   f"{args.vxp_rounds} rounds", native_rounds)
+            vxp_phase = _merged(f"VXP sendEdoc, concurrency {args.vxp_concurrency}, {args.vxp_rounds} rounds "
+                                f"alternating", vxp_rounds)
+            print(f"{native_phase.name}: {native_phase.out()['accepted_per_s']:.0f}/s; {vxp_phase.name}: "
+                  f"{vxp_phase.out()['accepted_per_s']:.0f}/s", flush=True)
         finally:
             loop.close()
     finally:
@@ -272,7 +346,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     closed = results[:-1]
     best = max(closed, key=lambda r: r["accepted_per_s"])
     open_loop = results[-1]
+    vxp_out = vxp_phase.out()
+    native_rate = native_phase.out()["accepted_per_s"]
+    vxp_ratio = vxp_out["accepted_per_s"] / native_rate if native_rate else 0.0
     return {
+        "vxp": {"phase": vxp_out, "native_phase": native_phase.out(), "native_accepted_per_s": native_rate,
+                "ratio": vxp_ratio, "concurrency": args.vxp_concurrency, "rounds": args.vxp_rounds},
         "envelope_bytes": len(envelopes[0]),
         "gateway_workers": gateway.workers,
         "ceiling": {"signature_verifications_per_s": verify_rate, "envelope_checks_per_s": inspect_rate,
@@ -284,7 +363,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       "accepted_per_s": open_loop["accepted_per_s"]},
         "targets": {"ratio_ge_0_5": best["accepted_per_s"] / verify_rate >= TARGET_RATIO,
                     "p99_le_50ms_at_rate": open_loop["p99_ms"] <= TARGET_P99_MS
-                    and open_loop["statuses"].get("201", 0) == open_loop["sent"]},
+                    and open_loop["statuses"].get("201", 0) == open_loop["sent"],
+                    "vxp_within_10_percent": vxp_ratio >= TARGET_VXP_RATIO},
         "problems": dict(load.problems.most_common(5)),
     }
 
@@ -299,7 +379,7 @@ def print_report(out: dict[str, Any]) -> None:
                   "CPU s gateway / postgres / load",
                   title=f"intake: POST /v1/envelopes, {out['envelope_bytes'] / 1024:.0f} KiB signed envelope "
                         f"(100 KB PDF inline), {out['gateway_workers']} uvicorn workers, PostgreSQL")
-    for p in out["phases"]:
+    for p in [*out["phases"], out["vxp"]["native_phase"], out["vxp"]["phase"]]:
         cpu = p["cpu_s"]
         table.add_row(p["phase"], str(p["sent"]), str(p["accepted"]), f"{p['accepted_per_s']:.0f}",
                       f"{p['p50_ms']:.1f}", f"{p['p95_ms']:.1f}", f"{p['p99_ms']:.1f}", f"{p['max_ms']:.0f}",
@@ -316,6 +396,10 @@ def print_report(out: dict[str, Any]) -> None:
     o = out["open_loop"]
     summary.add_row(f"p99 at {o['offered_per_s']:g}/s offered (accepted {o['accepted_per_s']:.0f}/s)",
                     f"{o['p99_ms']:.1f} ms", "≤ 50 ms", "yes" if out["targets"]["p99_le_50ms_at_rate"] else "NO")
+    v = out["vxp"]
+    summary.add_row(f"VXP sendEdoc / native POST /v1/envelopes at concurrency {v['concurrency']}",
+                    f"{v['phase']['accepted_per_s']:.0f}/s / {v['native_accepted_per_s']:.0f}/s = {v['ratio']:.2f}",
+                    "≥ 0.9", "yes" if out["targets"]["vxp_within_10_percent"] else "NO")
     console.print(summary)
     if out["problems"]:
         console.print(f"refusals: {out['problems']}")
@@ -329,6 +413,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop offered rate per second")
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument("--ceiling-seconds", type=float, default=5.0)
+    parser.add_argument("--vxp-concurrency", type=int, default=16)
+    parser.add_argument("--vxp-requests", type=int, default=1200,
+                        help="envelopes of the native/VXP comparison (half through POST /vxp/sendEdoc)")
+    parser.add_argument("--vxp-rounds", type=int, default=3)
     parser.add_argument("--profile-seconds", type=float, default=8.0)
     parser.add_argument("--profile", action="store_true", help="py-spy the workers at the highest concurrency")
     args = parser.parse_args()

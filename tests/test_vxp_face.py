@@ -19,8 +19,8 @@ from fastapi import FastAPI
 
 from delivery_support import Recipient, eventually, ledger_types
 from gateway.config import Settings
-from gateway.envelope import ResponseFor, StatusSpec, build_status
-from gw import Agency, only_ledger_grew, register, stored, submit
+from gateway.envelope import LargeFile, ResponseFor, StatusSpec, build_status
+from gw import PDF, Agency, only_ledger_grew, register, stored, submit
 from vxp_sdk import VxpSdk
 
 
@@ -249,3 +249,26 @@ async def test_the_register_operations_answer_what_the_sdk_reads(
     assert unknown.response.status_code == 404
     assert unknown.json is not None
     assert unknown.json["ErrorCode"] == "vxp-operation-unknown"
+
+
+async def test_a_document_with_large_parts_is_refused_on_getedoc_and_stays_for_the_native_inbox(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    sender = await register(client, admin_headers, "000.00.00.G22")
+    recipient = await register(client, admin_headers, "000.00.00.H14")
+    sid, secret = await vxp_system(client, admin_headers, recipient.code, "agency")
+    big = PDF + b"0" * 1024
+    xml = sender.envelope(recipient, attachments=(
+        LargeFile.from_bytes("phu-luc.pdf", big, content_type="application/pdf", content_id="cid:phu-luc"),))
+    r = await client.post("/v1/envelopes", headers=sender.headers, files={
+        "envelope": ("envelope.edxml", xml, "application/xml"), "phu-luc": ("phu-luc.pdf", big, "application/pdf")})
+    assert r.status_code == 201, r.text
+    sdk = VxpSdk(client, "/vxp", sid, secret)
+    [item] = ok(await sdk.get_received_edoc_list())["data"]
+    refused = await sdk.get_edoc(item["docId"])
+    assert refused.response.status_code == 409
+    assert refused.json is not None
+    assert refused.json["ErrorCode"] == "vxp-large-attachments"
+    # Nothing was lost: it still waits, untouched, in the recipient's native inbox.
+    [native] = (await client.get("/v1/inbox", headers=recipient.headers)).json()["items"]
+    assert (native["delivery_id"], native["state"], native["multipart"]) == (item["docId"], "pending", True)
