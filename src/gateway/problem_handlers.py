@@ -117,7 +117,20 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
         _log.warning("database connection lost", path=request.url.path, error_type=type(exc.orig).__name__)
         return problem_response(DatabaseUnavailable("the database connection was lost; nothing was stored",
                                                     retry_after=DATABASE_RETRY_AFTER), request)
+    if _sqlite_busy(exc):
+        # SQLite's writer lock stayed taken past the busy timeout (another process writing, a backup): the
+        # request's transaction never began its write, so nothing was stored and a retry is safe.
+        _log.warning("database busy", path=request.url.path)
+        return problem_response(DatabaseUnavailable("the database is busy; nothing was stored",
+                                                    retry_after=DATABASE_RETRY_AFTER), request)
     return await _on_unexpected(request, exc)
+
+
+def _sqlite_busy(exc: DBAPIError) -> bool:
+    # sqlite3's OperationalError, as the aiosqlite adapter passes it on (its message is the SQLITE_BUSY text)
+    orig = exc.orig
+    return type(orig).__name__ == "OperationalError" and str(orig).startswith(
+        ("database is locked", "database table is locked"))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

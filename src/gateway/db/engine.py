@@ -61,7 +61,7 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_setup(engine: AsyncEngine) -> None:
+def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions start (see the "begin" hook).
@@ -69,7 +69,7 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
@@ -82,27 +82,30 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
 
 def create_database(
-    url: str, *, echo: bool = False, pool_size: int = 10, pool_timeout: float = 30.0, pre_ping: bool = False
+    url: str, *, echo: bool = False, pool_size: int = 10, pool_timeout: float = 30.0, pre_ping: bool = False,
+    sqlite_busy_timeout_ms: int = 30_000,
 ) -> Database:
     """The engine and sessions for ``url``.
 
     Pool: ``pool_size`` connections plus as many again on overflow; a checkout waits ``pool_timeout`` seconds
-    (then ``sqlalchemy.exc.TimeoutError``, answered 503 database-unavailable). Connections are not pinged on
-    checkout unless ``pre_ping``: a ping is one more round trip for every transaction, and after a database
-    restart SQLAlchemy invalidates the whole pool on the first dead connection it meets, so one request per
-    process gets a 503 it may retry (nothing of it was committed) instead of every request paying the ping.
+    (then ``sqlalchemy.exc.TimeoutError``, answered 503 database-unavailable). On SQLite a writer waits up to
+    ``sqlite_busy_timeout_ms`` for the write lock ("database is locked" after it: also 503). Connections are
+    not pinged on checkout unless ``pre_ping``: a ping is one more round trip for every transaction, and after
+    a database restart SQLAlchemy invalidates the whole pool on the first dead connection it meets, so one
+    request per process gets a 503 it may retry (nothing of it was committed) instead of every request paying
+    the ping.
     """
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": pre_ping}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
     if parsed.database != ":memory:":
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size
         kwargs["pool_timeout"] = pool_timeout
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
-        _sqlite_setup(engine)
+        _sqlite_setup(engine, sqlite_busy_timeout_ms)
     return Database(engine=engine, sessionmaker=async_sessionmaker(engine, expire_on_commit=False))
