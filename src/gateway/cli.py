@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -51,6 +51,11 @@ vxp_app = typer.Typer(help="The national axis protocol (VXP) face.", no_args_is_
 vxp_system_app = typer.Typer(help="VXP systems: the axis SDK's system id and secret.", no_args_is_help=True)
 vxp_app.add_typer(vxp_system_app, name="system")
 app.add_typer(vxp_app, name="vxp")
+upstream_app = typer.Typer(help="The upstream axis: this gateway as a client of another axis (GATEWAY_UPSTREAM_*).",
+                           no_args_is_help=True)
+upstream_agencies_app = typer.Typer(help="The upstream axis's register.", no_args_is_help=True)
+upstream_app.add_typer(upstream_agencies_app, name="agencies")
+app.add_typer(upstream_app, name="upstream")
 
 
 async def _migrate(settings: Settings) -> None:
@@ -456,6 +461,66 @@ def vxp_system_revoke(system_id: str) -> None:
         return VxpSystemOut.of(system).model_dump(mode="json")
 
     _echo_json(_in_transaction(run))
+
+
+_NO_UPSTREAM = ("no upstream is configured: set GATEWAY_UPSTREAM_URL (the upstream's VXP base URL, e.g. "
+                "https://axis.example/vxp), GATEWAY_UPSTREAM_SYSTEM_ID, and GATEWAY_UPSTREAM_SECRET or "
+                "GATEWAY_UPSTREAM_SECRET_FILE")
+
+
+@upstream_agencies_app.command("sync")
+def upstream_agencies_sync(
+    qd20_level: Annotated[list[int] | None, typer.Option(
+        "--qd20-level", help="the level asked of getAgenciesListQD20 (repeatable; default 1)")] = None,
+) -> None:
+    """Import the upstream axis's register as agencies of delivery mode `upstream`.
+
+    Reads getAgenciesList, getAgenciesListQD20 and getSynchronizeUnit, then in one transaction adds the new
+    agencies, updates the ones imported before, and makes inactive the ones no longer listed (never deleted).
+    A local agency is never changed: an upstream agency holding its code or one of its names is skipped. The
+    summary (counts, codes, what was skipped or dropped and why) is ledgered as `upstream.agencies_synced` and
+    printed as JSON on the last line. When the upstream cannot be read, nothing changes and the command exits 1.
+    """
+    from gateway.console import run_on_database
+    from gateway.db import Database
+    from gateway.upstream.client import UpstreamClient
+    from gateway.upstream.errors import UpstreamError
+    from gateway.upstream.sync import EmptyUpstreamRegister, SyncSummary, UpstreamRegisterSync
+
+    def refuse(message: str) -> NoReturn:
+        typer.echo(f"gateway upstream agencies sync: {message}", err=True)
+        raise typer.Exit(code=1)
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        refuse(f"the settings are invalid: {'; '.join(str(e['msg']) for e in exc.errors())}")
+    if not settings.upstream_url:
+        refuse(_NO_UPSTREAM)
+    try:
+        client = UpstreamClient.from_settings(settings)
+    except ValueError as exc:
+        refuse(str(exc))
+    levels = qd20_level or [1]
+
+    async def run(db: Database, _settings: Settings) -> SyncSummary:
+        async with client:
+            try:
+                return await UpstreamRegisterSync(db, client, actor=console_principal().actor).run(levels)
+            except UpstreamError as error:
+                # The problem document follows on the last line of standard error (gateway.console.fail).
+                typer.echo(f"gateway upstream agencies sync: {error.title.lower()} ({error.detail}); nothing was "
+                           "changed", err=True)
+                raise
+            except EmptyUpstreamRegister as exc:
+                refuse(str(exc))
+
+    summary = run_on_database(run)
+    out = summary.as_json()
+    typer.echo(f"register synced from {summary.upstream}: {out['added']} added, {out['updated']} updated, "
+               f"{out['deactivated']} deactivated, {out['unchanged']} unchanged, {out['skipped']} skipped, "
+               f"{out['dropped']} name(s) or parent(s) dropped")
+    typer.echo(json.dumps(out, ensure_ascii=False))
 
 
 # The agency-side commands (send, inbox, fetch, ack, status, document, keys) after the console ones.

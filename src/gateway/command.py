@@ -21,7 +21,7 @@ __all__ = ["SERVER_COMMANDS", "client_only_app", "main"]
 
 #: the commands of :mod:`gateway.cli` that need the server installed (everything but the agency commands)
 SERVER_COMMANDS = ("serve", "worker", "migrate", "backup", "restore", "openapi", "agency", "token", "operator",
-                   "ledger", "report", "vxp", "demo")
+                   "ledger", "report", "vxp", "upstream", "demo")
 
 INSTALL_SERVER = "pip install 'gateway[server]'"
 

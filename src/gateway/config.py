@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.envelope.limits import Limits
@@ -18,7 +19,10 @@ PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "sec
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=None, extra="ignore")
+    # hide_input_in_errors: a validation error would otherwise print every input, secrets included
+    # (GATEWAY_UPSTREAM_SECRET, GATEWAY_SIGNING_KEY_PASSPHRASE), wherever the error is shown or logged.
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=None, extra="ignore",
+                                      hide_input_in_errors=True)
 
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Path("./var")
@@ -96,6 +100,27 @@ class Settings(BaseSettings):
     # How often the checkpoint task (it runs with the workers) looks at the head.
     checkpoint_poll_seconds: float = 2.0
 
+    # The upstream axis (issue 15): the VXP base URL of another gateway's /vxp face or of the national axis
+    # (https://axis.example/vxp), and this gateway's credentials there: a system id and its shared secret,
+    # given in the environment or in a file (one of the two, never both). Unset URL: no upstream, and then
+    # no other upstream setting may be given either (a half-configured upstream is a mistake, not a default).
+    # The secret is never logged and never in a repr (SecretStr; the file is read by gateway.upstream).
+    upstream_url: str | None = None
+    upstream_system_id: str | None = None
+    upstream_secret: SecretStr | None = None
+    upstream_secret_file: Path | None = None
+    # How often the poller asks the upstream for what waits; how long a connection may take to open; how
+    # long one whole call may take (connection, request, answer).
+    upstream_poll_seconds: float = Field(default=10.0, gt=0)
+    upstream_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    upstream_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("upstream_url", "upstream_system_id", "upstream_secret", "upstream_secret_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (a template's ``GATEWAY_UPSTREAM_SECRET=``) is no setting."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.environment != "development" and self.signing_key_passphrase is not None:
@@ -104,7 +129,38 @@ class Settings(BaseSettings):
                 raise ValueError("GATEWAY_SIGNING_KEY_PASSPHRASE holds a placeholder value; set a real secret")
         if (self.signing_key_file is None) != (self.signing_cert_file is None):
             raise ValueError("GATEWAY_SIGNING_KEY_FILE and GATEWAY_SIGNING_CERT_FILE must be set together")
+        self._check_upstream()
         return self
+
+    def _check_upstream(self) -> None:
+        """The upstream settings hold together (see their comment); the messages never hold the secret."""
+        if not self.upstream_url:
+            given = [name for name, value in (("GATEWAY_UPSTREAM_SYSTEM_ID", self.upstream_system_id),
+                                              ("GATEWAY_UPSTREAM_SECRET", self.upstream_secret),
+                                              ("GATEWAY_UPSTREAM_SECRET_FILE", self.upstream_secret_file))
+                     if value is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} set without GATEWAY_UPSTREAM_URL")
+            return
+        try:
+            url = urlsplit(self.upstream_url)
+            readable = bool(url.hostname)
+        except ValueError:
+            readable = False
+        if not readable or url.scheme not in ("http", "https") or url.query or url.fragment or url.username:
+            raise ValueError("GATEWAY_UPSTREAM_URL must be an http(s) URL with a host and no query, fragment or "
+                             "credentials (the upstream's VXP base, e.g. https://axis.example/vxp)")
+        system_id = self.upstream_system_id or ""
+        if not system_id.strip() or not all(" " < c < "\x7f" for c in system_id):
+            raise ValueError("GATEWAY_UPSTREAM_SYSTEM_ID is required with GATEWAY_UPSTREAM_URL (printable ASCII, "
+                             "no spaces: it travels as a header)")
+        if (self.upstream_secret is None) == (self.upstream_secret_file is None):
+            raise ValueError("exactly one of GATEWAY_UPSTREAM_SECRET and GATEWAY_UPSTREAM_SECRET_FILE is required "
+                             "with GATEWAY_UPSTREAM_URL")
+        if self.upstream_secret is not None:
+            value = self.upstream_secret.get_secret_value()
+            if self.environment != "development" and value.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("GATEWAY_UPSTREAM_SECRET holds a placeholder value; set the upstream's secret")
 
     @property
     def effective_database_url(self) -> str:

@@ -1,4 +1,4 @@
-"""ORM mapping of the register (tables from migrations 0001 and 0005)."""
+"""ORM mapping of the register (tables from migrations 0001, 0005 and 0007)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,17 @@ class Agency(Base):
     alt_code: Mapped[str | None] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(300))
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("agencies.code"))
+    #: push | pull | upstream (an agency reached through the upstream axis: only ``source = upstream`` has it)
     delivery_mode: Mapped[str] = mapped_column(String(8))
     endpoint: Mapped[str | None] = mapped_column(String(2000))
     signature_policy: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: local (registered by an operator) | upstream (imported by gateway.upstream.sync, which owns the row)
+    source: Mapped[str] = mapped_column(String(8), default="local")
+    #: the last sync that found the agency listed upstream (None for a local agency)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     certificates: Mapped[list[AgencyCertificate]] = relationship(
         back_populates="agency", lazy="raise", order_by="AgencyCertificate.added_at"

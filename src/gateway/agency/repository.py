@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -15,6 +15,8 @@ from gateway.agency.models import Agency, AgencyAlias, AgencyCertificate
 NameKind = Literal["code", "alt_code", "alias"]
 
 _PG_NAMES_LOCK_KEY = 0x6E616D65  # "name"
+#: rows or IN-list items per statement (both databases bound the parameters of one statement)
+_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -148,3 +150,30 @@ class AgencyRepository:
             await self.session.execute(
                 insert(AgencyAlias), [{"alias": a, "agency_code": code} for a in sorted(set(aliases))]
             )
+
+    # -- the upstream register sync (gateway.upstream.sync): set-wise, for registers of thousands of agencies
+
+    async def all_aliases(self) -> dict[str, list[str]]:
+        """Every alias of the register: agency code → its aliases, sorted (agencies without one are absent)."""
+        result = await self.session.execute(
+            select(AgencyAlias.agency_code, AgencyAlias.alias).order_by(AgencyAlias.agency_code, AgencyAlias.alias)
+        )
+        out: dict[str, list[str]] = {}
+        for code, alias in result.all():
+            out.setdefault(code, []).append(alias)
+        return out
+
+    async def add_all(self, agencies: Sequence[Agency]) -> None:
+        """Insert ``agencies`` in the order given (a parent before its children)."""
+        self.session.add_all(agencies)
+        await self.session.flush()
+
+    async def replace_aliases_of(self, aliases: Mapping[str, Collection[str]]) -> None:
+        """The aliases of each agency named in ``aliases`` become exactly the ones given: all of theirs are
+        deleted first, so an alias may move from one of them to another in one call."""
+        codes = sorted(aliases)
+        for i in range(0, len(codes), _CHUNK):
+            await self.session.execute(delete(AgencyAlias).where(AgencyAlias.agency_code.in_(codes[i:i + _CHUNK])))
+        rows = [{"alias": a, "agency_code": code} for code in codes for a in sorted(set(aliases[code]))]
+        for i in range(0, len(rows), _CHUNK):
+            await self.session.execute(insert(AgencyAlias), rows[i:i + _CHUNK])

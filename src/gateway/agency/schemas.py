@@ -39,8 +39,22 @@ class PullDelivery(BaseModel):
     mode: Literal["pull"]
 
 
+class UpstreamDelivery(BaseModel):
+    """Reached through the upstream axis (issue 15). Only ``gateway upstream agencies sync`` gives an agency this
+    mode, so it is in the agency as shown and never in what an operator sends (POST or PATCH refuse it as an
+    invalid request). Until forwarding exists a document to such an agency is refused
+    (``recipient-upstream-not-forwarded``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["upstream"]
+
+
+#: what an operator may set (POST, PATCH)
 Delivery = Annotated[PushDelivery | PullDelivery, Field(discriminator="mode")]
+#: what an agency may have
+DeliveryOut = Annotated[PushDelivery | PullDelivery | UpstreamDelivery, Field(discriminator="mode")]
 SignaturePolicy = Literal["required", "channel"]
+Source = Literal["local", "upstream"]
 
 
 class AgencyCreate(BaseModel):
@@ -100,19 +114,26 @@ class AgencyOut(BaseModel):
     parent_code: str | None
     alt_code: str | None
     aliases: Annotated[list[str], Field(description="the agency's aliases, sorted")]
-    delivery: Delivery
+    delivery: DeliveryOut
     signature_policy: SignaturePolicy
     active: bool
+    source: Annotated[Source, Field(description=(
+        "local: registered by an operator; upstream: imported from the upstream axis's register by `gateway "
+        "upstream agencies sync`, which keeps it up to date and never touches a local agency"))]
+    synced_at: Annotated[datetime | None, Field(
+        description="the last sync that found the agency listed upstream; null for a local agency")]
     created_at: datetime
     updated_at: datetime
     certificates: list[CertificateOut]
 
     @classmethod
     def of(cls, agency: Agency, certificates: list[AgencyCertificate], aliases: list[str]) -> AgencyOut:
-        delivery: PushDelivery | PullDelivery
+        delivery: PushDelivery | PullDelivery | UpstreamDelivery
         if agency.delivery_mode == "push":
             assert agency.endpoint is not None
             delivery = PushDelivery(mode="push", endpoint=agency.endpoint)
+        elif agency.delivery_mode == "upstream":
+            delivery = UpstreamDelivery(mode="upstream")
         else:
             delivery = PullDelivery(mode="pull")
         return cls(
@@ -124,6 +145,8 @@ class AgencyOut(BaseModel):
             delivery=delivery,
             signature_policy="channel" if agency.signature_policy == "channel" else "required",
             active=agency.active,
+            source="upstream" if agency.source == "upstream" else "local",
+            synced_at=agency.synced_at,
             created_at=agency.created_at,
             updated_at=agency.updated_at,
             certificates=[CertificateOut.of(c) for c in certificates],

@@ -176,6 +176,8 @@ class AgencyService:
             active=data.active,
             created_at=now,
             updated_at=now,
+            source="local",
+            synced_at=None,
         )
         try:
             await self.repo.add(agency)
@@ -233,6 +235,11 @@ class AgencyService:
                 agency.endpoint = None
             agency.delivery_mode = patch.delivery.mode
             changed["delivery"] = patch.delivery.model_dump(mode="json")
+            if agency.source == "upstream":
+                # An operator who delivers to an imported agency directly takes it over: it is local from
+                # now on, and the upstream sync leaves it alone (gateway.upstream.sync).
+                agency.source = "local"
+                changed["source"] = "local"
         if "signature_policy" in fields and patch.signature_policy is not None:
             agency.signature_policy = patch.signature_policy
             changed["signature_policy"] = patch.signature_policy

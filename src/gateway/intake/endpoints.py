@@ -31,6 +31,7 @@ from gateway.intake.errors import (
     NotADocument,
     NotAStatus,
     PartTooLarge,
+    RecipientNotForwarded,
     RecipientUnknown,
     StatusCodeNotAllowed,
     StatusDuplicate,
@@ -134,7 +135,7 @@ _RECEIPT = {"content": {RECEIPT_MEDIA_TYPE: {"schema": {"type": "string"}}},
         **problems(Unauthenticated, Forbidden, BodyTooLarge, UnsupportedMediaType, MultipartInvalid, MalwareFound,
                    ScannerUnavailable,
                    MultipartTruncated, EnvelopePartMissing, PartTooLarge, NotADocument,
-                   RecipientUnknown, DocumentChanged, *envelope_error_types()),
+                   RecipientUnknown, RecipientNotForwarded, DocumentChanged, *envelope_error_types()),
     },
 )
 async def submit_envelope(

@@ -52,6 +52,16 @@ class RecipientUnknown(GatewayError):
     title = "A recipient is not a registered, active agency"
 
 
+class RecipientNotForwarded(GatewayError):
+    """A recipient is an agency of the upstream axis (imported by ``gateway upstream agencies sync``) and this
+    gateway cannot forward to it yet: refused rather than accepted and left undelivered. Extension
+    ``recipients``: their codes."""
+
+    status = 422
+    slug = "recipient-upstream-not-forwarded"
+    title = "A recipient is reached through the upstream axis, and forwarding to it is not available yet"
+
+
 class StatusDuplicate(Conflict):
     slug = "status-duplicate"
     title = "This agency already reported this status code for this document (only 05 may repeat)"

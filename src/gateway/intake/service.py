@@ -6,7 +6,9 @@ The steps, in order (the envelope's own checks are numbered in ``gateway.envelop
    storing nothing.
 2. The sender's register entry (signature policy, certificates) is read.
 3. ``gateway.envelope.inspect_envelope`` runs every content check on the bytes and any multipart parts.
-4. Every recipient is a registered, active agency (a ``To`` may name it by an alias: step 3 resolved it).
+4. Every recipient is a registered, active agency (a ``To`` may name it by an alias: step 3 resolved it), and
+   none is an agency of the upstream axis (delivery mode ``upstream``, imported by the register sync): until
+   forwarding exists such a document would be accepted and never delivered, so it is refused.
 5. A new document (``BussinessDocType`` 0) under the same sender and DocumentId with a different envelope:
    409 (Điều 12.8, a sent document never changes). A recall, update or replacement (1, 2, 3) is a new message
    that refers to its original — the sender's new document named by ``Bussiness/DocumentId``, else by the
@@ -90,6 +92,7 @@ from gateway.intake.errors import (
     DocumentChanged,
     NotADocument,
     NotAStatus,
+    RecipientNotForwarded,
     RecipientUnknown,
     StatusCodeNotAllowed,
     StatusDuplicate,
@@ -161,6 +164,12 @@ class IntakeService:
             if missing:
                 raise RecipientUnknown(
                     f"To: {len(missing)} recipient(s) not registered or suspended", recipients=missing
+                )
+            upstream = [code for code in meta.recipient_ids if recipients[code].delivery_mode == "upstream"]
+            if upstream:
+                raise RecipientNotForwarded(
+                    f"To: {len(upstream)} recipient(s) reached through the upstream axis; forwarding to the "
+                    "upstream axis is not available yet", recipients=upstream,
                 )
             repo = DocumentRepository(session)
             deviations = list(envelope.deviations)

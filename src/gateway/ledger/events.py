@@ -20,6 +20,11 @@ EVENT_TYPES: dict[str, str] = {
     "vxp.refused": "a call on the national axis face (/vxp) was refused, other than sendEdoc's (whose refusals "
                    "are envelope.refused / status.refused) (details: rule, operation, system_id as claimed; never "
                    "content)",
+    # The upstream axis (issue 15; actor: the console user for the register sync).
+    "upstream.agencies_synced": "the upstream axis's register was imported into the local one (`gateway upstream "
+                                "agencies sync`): agencies of delivery mode upstream added, updated, deactivated "
+                                "(details: upstream URL and system_id, counts, the codes, what was skipped or "
+                                "dropped and why; lists capped at 1000; never the secret)",
     # Intake.
     "envelope.accepted": "an envelope was accepted: this entry's instant is the sent instant (details: recipients, "
                          "attachments, business_doc_type, refers_to for a recall/update/replacement, deviations)",
