@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 import zipfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,8 +28,8 @@ from fastapi import FastAPI
 from delivery_support import ledger_types
 from gateway.reports.service import VN_TZ
 from gw import PDF, Agency, only_ledger_grew, register, stored
+from real_processes import shared_dir
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "external"
 NAMES = [
     "ext01-vpcp-sdk-edoc-new.edxml",
     "ext02-vpcp-sdk-edoc-revocation.edxml",
@@ -67,12 +65,8 @@ EXPECTED: dict[str, list[dict[str, str]]] = {
 
 @pytest.fixture(scope="module")
 def samples() -> dict[str, bytes]:
-    missing = [n for n in NAMES if not (SAMPLES / n).is_file()]
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI: the external samples are missing from {SAMPLES}: {missing}")
-        pytest.skip(f"../shared/samples/external is not here ({SAMPLES}); CI=true makes this a failure")
-    return {n[:5]: (SAMPLES / n).read_bytes() for n in NAMES}
+    folder = shared_dir("samples", "external")
+    return {n[:5]: (folder / n).read_bytes() for n in NAMES}
 
 
 def with_real_pdf(data: bytes) -> bytes:

@@ -19,8 +19,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -55,6 +53,7 @@ from gateway.upstream.errors import UpstreamAnswerInvalid, UpstreamError, Upstre
 from gateway.vxp import protocol
 from gw import PDF
 from pg import free_port
+from real_processes import gateway_cli, serving
 
 G22 = Organ("000.00.00.G22", "Văn phòng Chính phủ")
 H41 = Organ("000.00.00.H41", "UBND tỉnh Nghệ An")
@@ -72,10 +71,7 @@ class Upstream:
     proc: subprocess.Popen[bytes]
 
     def cli(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "gateway", *args], env=self.env, capture_output=True,
-                             text=True, timeout=120, check=False)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+        return gateway_cli(self.env, *args)
 
     def system(self, agency: str) -> tuple[str, str]:
         """A VXP system serving ``agency`` alone, made as an operator would: (system id, secret)."""
@@ -91,26 +87,8 @@ def upstream(settings: Settings, tmp_path: Path) -> Iterator[Upstream]:
     port = free_port()
     env = {**os.environ, "GATEWAY_DATA_DIR": str(settings.data_dir), "GATEWAY_PORT": str(port),
            "GATEWAY_DATABASE_URL": settings.effective_database_url, "GATEWAY_RUN_WORKERS": "false"}
-    log_path = tmp_path / "upstream.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, cwd=tmp_path, stdout=log,
-                                stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-            else:
-                pytest.fail(log_path.read_text(errors="replace"))
-            yield Upstream(f"http://127.0.0.1:{port}/vxp", env, proc)
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-            proc.wait(timeout=30)
+    with serving(env, port, tmp_path, tmp_path / "upstream.log") as proc:
+        yield Upstream(f"http://127.0.0.1:{port}/vxp", env, proc)
 
 
 def _document(document_id: str) -> bytes:

@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from gateway.upstream.client import SynchronizedUnit, UpstreamAgency, UpstreamAg
 from gateway.upstream.sync import UpstreamRegister, UpstreamRegisterSync, merge, plan
 from gw import Agency, last_entry, only_ledger_grew, register, stored, submit
 from pg import free_port
+from real_processes import gateway_cli, serving
 
 PROBLEM = "application/problem+json"
 H41 = "000.00.00.H41"  # the province: registered locally, and known upstream as well
@@ -61,10 +61,7 @@ class Upstream:
         return f"{self.base}/vxp"
 
     def cli(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "gateway", *args], env=self.env, capture_output=True, text=True,
-                             timeout=120, check=False)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+        return gateway_cli(self.env, *args)
 
 
 @pytest.fixture
@@ -76,31 +73,8 @@ def upstream(tmp_path: Path, gateway_key_files: tuple[Path, Path]) -> Iterator[U
     env = _env(GATEWAY_DATA_DIR=str(root), GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{root / 'gateway.sqlite3'}",
                GATEWAY_PORT=str(port), GATEWAY_RUN_WORKERS="false", GATEWAY_SIGNING_KEY_FILE=str(key_file),
                GATEWAY_SIGNING_CERT_FILE=str(cert_file), GATEWAY_LOG_LEVEL="warning")
-    log = (root / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, cwd=root, stdout=log,
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the upstream gateway was not ready within 60 s:\n"
-                        + (root / "serve.log").read_text(errors="replace"))
-        if proc.poll() is not None:
-            pytest.fail("the upstream gateway exited:\n" + (root / "serve.log").read_text(errors="replace"))
-        yield Upstream(base, env)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    with serving(env, port, root, root / "serve.log"):
+        yield Upstream(f"http://127.0.0.1:{port}", env)
 
 
 def _sync(settings: Settings, **upstream: str) -> subprocess.CompletedProcess[str]:

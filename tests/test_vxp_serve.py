@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from gateway.config import Settings
 from gateway.envelope import DocumentSpec, InlineFile, Organ, build_document
 from gw import PDF
 from pg import free_port
+from real_processes import gateway_cli, serving
 from vxp_sdk import VxpSdk
 
 
@@ -27,41 +25,17 @@ def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, dict[str, 
     port = free_port()
     env = {**os.environ, "GATEWAY_DATA_DIR": str(settings.data_dir), "GATEWAY_PORT": str(port),
            "GATEWAY_DATABASE_URL": settings.effective_database_url, "GATEWAY_RUN_WORKERS": "false"}
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, cwd=tmp_path, stdout=log,
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail((tmp_path / "serve.log").read_text(errors="replace"))
-        yield base, env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "gateway", *args], env=env, capture_output=True, text=True,
-                         timeout=120, check=False)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+    with serving(env, port, tmp_path, tmp_path / "serve.log"):
+        yield f"http://127.0.0.1:{port}", env
 
 
 async def test_an_sdk_like_client_over_a_real_socket(served: tuple[str, dict[str, str]]) -> None:
     base, env = served
     for code, name in (("000.00.00.G22", "Văn phòng Chính phủ"), ("000.00.00.H41", "UBND tỉnh Nghệ An")):
-        _cli(env, "agency", "add", code, "--name", name, "--pull", "--policy", "channel")
-    sender = json.loads(_cli(env, "vxp", "system", "create", "--agency", "000.00.00.G22").strip().splitlines()[-1])
-    recipient = json.loads(_cli(env, "vxp", "system", "create", "--agency", "000.00.00.H41", "--serves",
+        gateway_cli(env, "agency", "add", code, "--name", name, "--pull", "--policy", "channel")
+    sender = json.loads(gateway_cli(env, "vxp", "system", "create", "--agency", "000.00.00.G22")
+                        .strip().splitlines()[-1])
+    recipient = json.loads(gateway_cli(env, "vxp", "system", "create", "--agency", "000.00.00.H41", "--serves",
                                 "agency").strip().splitlines()[-1])
     envelope = build_document(DocumentSpec(
         sender=Organ("000.00.00.G22", "Văn phòng Chính phủ"), recipients=(Organ("000.00.00.H41", "UBND"),),

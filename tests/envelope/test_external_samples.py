@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
-import os
 import re
 import zipfile
 from collections.abc import Mapping
@@ -27,9 +26,9 @@ from gateway.envelope import (
     RecipientIdMalformed,
     inspect_envelope,
 )
+from real_processes import shared_dir
 
 # tests/envelope/this.py → [0] envelope, [1] tests, [2] the repository, [3] its parent, which holds shared/
-EXTERNAL = Path(__file__).resolve().parents[3] / "shared" / "samples" / "external"
 NOW = dt.datetime(2025, 6, 2, 3, 0, 0, tzinfo=dt.UTC)
 #: ext01 addresses its To by a code outside the pattern; the register would know it as an alias
 ALIASES = {"28.22.H17": "000.00.00.H17"}
@@ -85,12 +84,7 @@ DOCUMENTS: dict[str, tuple[str, tuple[str, ...], list[Deviation]]] = {
 
 @pytest.fixture(scope="module")
 def external() -> Path:
-    if not EXTERNAL.is_dir():
-        reason = f"the external samples are not at {EXTERNAL}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI=true: they must be)")
-        pytest.skip(reason)
-    return EXTERNAL
+    return shared_dir("samples", "external")
 
 
 def _read(external: Path, name: str) -> bytes:

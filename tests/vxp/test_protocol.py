@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -43,10 +42,10 @@ from gateway.vxp.protocol import (
     verify_hash_file,
     verify_hmac,
 )
+from real_processes import shared_dir
 from vxp_sdk import CAPTURE_SECRET, CAPTURE_SYSTEM, CAPTURES, Capture, parse_capture
 
 # tests/vxp/this.py → [0] vxp, [1] tests, [2] the repository, [3] its parent, which holds shared/
-CAPTURED = Path(__file__).resolve().parents[3] / "shared" / "vxp" / "captured"
 SECRET = "a-test-secret-for-built-requests"
 
 
@@ -55,12 +54,7 @@ SECRET = "a-test-secret-for-built-requests"
 
 @pytest.fixture(scope="module")
 def captured() -> Path:
-    if not CAPTURED.is_dir():
-        reason = f"the captured SDK requests are not at {CAPTURED}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI=true: they must be)")
-        pytest.skip(reason)
-    return CAPTURED
+    return shared_dir("vxp", "captured")
 
 
 def _capture(captured: Path, name: str) -> Capture:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,10 +32,10 @@ from gateway.vxp.protocol import (
     verify_hash_file,
     verify_hmac,
 )
+from real_processes import shared_dir
 from vxp_sdk import CAPTURE_SECRET, CAPTURE_SYSTEM, Capture, SdkAnswer, VxpSdk, parse_capture, request_headers
 
 # tests/vxp/this.py → [0] vxp, [1] tests, [2] the repository, [3] its parent, which holds shared/
-CAPTURED = Path(__file__).resolve().parents[3] / "shared" / "vxp" / "captured"
 BASE = "http://vxp.test/vxp"
 SYSTEM = "sys.test.01"
 SECRET = "another-test-secret"
@@ -307,12 +306,7 @@ SDK_HEADERS = ("User-Agent", PREFIX + "version", "Content-Type", "Expect")
 
 @pytest.fixture(scope="module")
 def captured() -> Path:
-    if not CAPTURED.is_dir():
-        reason = f"the captured SDK requests are not at {CAPTURED}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI=true: they must be)")
-        pytest.skip(reason)
-    return CAPTURED
+    return shared_dir("vxp", "captured")
 
 
 def _names(headers: list[tuple[str, str]], name: str) -> list[str]:
