@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.base import Base, UTCDateTime
 
-DELIVERY_STATES = ("pending", "in_flight", "retry_wait", "delivered", "dead", "fetched", "failed")
+DELIVERY_STATES = ("pending", "in_flight", "retry_wait", "delivered", "dead", "fetched", "failed", "forwarded")
 
 
 class Document(Base):
@@ -39,6 +39,8 @@ class Document(Base):
     deviations: Mapped[str] = mapped_column(Text, default="[]")
     #: the status 01 the gateway wrote itself when the document arrived (migration 0005)
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: a message that arrived from the upstream axis: the upstream's DocId of it (migration 0008)
+    upstream_doc_id: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
 class Attachment(Base):
@@ -73,3 +75,6 @@ class Delivery(Base):
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: set by an operator's re-queue: the age bound of the new retry window counts from here (migration 0004)
     requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: mode ``upstream``: the upstream's DocId of the forward and the instant it accepted it (migration 0008)
+    upstream_doc_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    forwarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
