@@ -18,8 +18,11 @@ SPEC = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 # Bases that are never raised themselves, only subclassed (their slug is a fallback, not a rule).
 ABSTRACT = {"agency-invalid", "envelope-invalid", "certificate-error", "not-found", "conflict", "vxp-unauthenticated",
             "upstream-error"}
-# Raised only inside the upstream client (gateway.upstream: federation, issue 15): never answered over HTTP yet.
-UPSTREAM_ONLY = {"upstream-unavailable", "upstream-refused", "upstream-answer-invalid"}
+# Raised only inside the upstream client and for messages the upstream poller fetched (gateway.upstream: federation,
+# issue 15): ledgered and, for the poller's, sent upstream as the updateStatus fail description; never answered
+# over this gateway's HTTP API.
+UPSTREAM_ONLY = {"upstream-unavailable", "upstream-refused", "upstream-answer-invalid", "upstream-sender-unknown",
+                 "upstream-sender-local", "upstream-no-local-recipient"}
 # Raised only by console commands (``gateway operator create``): no HTTP route manages operators yet.
 CONSOLE_ONLY = {"operator-invalid", "operator-exists"}
 

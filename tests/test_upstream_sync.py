@@ -168,7 +168,8 @@ async def test_the_register_is_imported_from_a_real_upstream_gateway_refreshed_a
     assert json.loads(entries[0].details) == summary
     assert system["secret"] not in entries[0].details
 
-    # 2. The guard: a document to an upstream agency is refused, by code or by alias, even beside a local one.
+    # 2. The guard: without an upstream configured, a document to an upstream agency is refused, by code or by
+    # alias, even beside a local one.
     for to, refused in (([VHC], [VHC]), ([H41, "01.02.G22"], [KSTT])):
         organs = [Agency(code, "Cơ quan nhận", h41.keys) for code in to]
         before = await stored(app)
@@ -178,7 +179,7 @@ async def test_the_register_is_imported_from_a_real_upstream_gateway_refreshed_a
         problem = r.json()
         assert problem["type"] == "urn:gateway:problem:recipient-upstream-not-forwarded"
         assert problem["recipients"] == refused
-        assert "not available yet" in problem["detail"]
+        assert "no upstream is configured" in problem["detail"]
         assert only_ledger_grew(before, await stored(app))
         entry = await last_entry(app)
         assert entry.type == "envelope.refused"

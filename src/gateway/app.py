@@ -29,6 +29,9 @@ from gateway.malware import ClamdScanner
 from gateway.ratelimit import AgencyRateLimiter
 from gateway.reports.endpoints import router as reports_router
 from gateway.signing import load_or_create
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.forwarder import UpstreamForwarder
+from gateway.upstream.poller import upstream_poller
 from gateway.vxp.admin import router as vxp_admin_router
 from gateway.vxp.face import router as vxp_face_router
 from gateway.vxp.secrets import SecretBox
@@ -44,7 +47,7 @@ stable. Authentication: `Authorization: Bearer <token>` (agency or operator toke
 """
 
 
-def _scanner(settings: Settings) -> ClamdScanner | None:
+def scanner_of(settings: Settings) -> ClamdScanner | None:
     if settings.clamd_socket is None and settings.clamd_host is None:
         return None
     return ClamdScanner(socket_path=settings.clamd_socket, host=settings.clamd_host, port=settings.clamd_port,
@@ -66,20 +69,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.blobs = BlobStore(settings.blobs_dir)
         app.state.rate_limiter = AgencyRateLimiter(settings.agency_rate_limit) if settings.agency_rate_limit else None
         app.state.intake = IntakeService(db, app.state.blobs, app.state.gateway_key, settings.envelope_limits(),
-                                         scanner=_scanner(settings))
+                                         scanner=scanner_of(settings), forwarding=bool(settings.upstream_url))
         app.state.delivery = DeliveryService(db, app.state.blobs, app.state.gateway_key)
         app.state.refusals = RefusalLog(db)
         # The key that opens the VXP secrets is read (or generated) at the first call that needs it.
         app.state.vxp_systems = VxpSystems(db, SecretBox.from_settings(settings))
+        # The upstream axis (issue 15), when configured: the worker forwards to it, the poller fetches from it.
+        upstream = UpstreamClient.from_settings(settings) if settings.upstream_url else None
+        forwarder = UpstreamForwarder(upstream) if upstream is not None else None
         try:
-            # Push workers run when settings.run_workers; they stop before the database is disposed.
+            # Push workers and the upstream poller run when settings.run_workers; they stop before the database
+            # is disposed.
             async with (
                 checkpoint_task(db, app.state.gateway_key, settings),
-                delivery_workers(settings, db, app.state.blobs, app.state.gateway_key) as worker,
+                delivery_workers(settings, db, app.state.blobs, app.state.gateway_key, forwarder) as worker,
+                upstream_poller(settings, db, app.state.intake, upstream,
+                                wake=worker.notify if worker is not None else None),
             ):
                 app.state.worker = worker
                 yield
         finally:
+            if upstream is not None:
+                await upstream.aclose()
             await db.dispose()
 
     logs.configure(settings.log_level, json=settings.log_json)

@@ -125,11 +125,16 @@ def worker(
     Needs the migrated database, the blob directory and the gateway key of the API processes (the same
     GATEWAY_DATA_DIR, or GATEWAY_SIGNING_KEY_FILE and GATEWAY_SIGNING_CERT_FILE); it never creates a key.
     """
+    from gateway.app import scanner_of
     from gateway.blobs import BlobStore
     from gateway.db.migrate import current_revision, head_revision
     from gateway.delivery.worker import run_workers
+    from gateway.intake.service import IntakeService
     from gateway.logs import configure
     from gateway.signing import load_or_create
+    from gateway.upstream.client import UpstreamClient
+    from gateway.upstream.forwarder import UpstreamForwarder
+    from gateway.upstream.poller import upstream_poller
 
     overrides: dict[str, Any] = {"worker_concurrency": concurrency} if concurrency is not None else {}
     settings = Settings(**overrides)
@@ -149,7 +154,20 @@ def worker(
             if revision != head_revision():
                 typer.echo("the database is not at the latest migration; run `gateway migrate`", err=True)
                 raise typer.Exit(code=1)
-            await run_workers(settings, db, BlobStore(settings.blobs_dir), key)
+            blobs = BlobStore(settings.blobs_dir)
+            upstream = UpstreamClient.from_settings(settings) if settings.upstream_url else None
+            if upstream is None:
+                await run_workers(settings, db, blobs, key)
+                return
+            # the upstream poller accepts what it fetches through the one acceptance path, as serve does
+            intake = IntakeService(db, blobs, key, settings.envelope_limits(), scanner=scanner_of(settings),
+                                   forwarding=True)
+            try:
+                await run_workers(settings, db, blobs, key, UpstreamForwarder(upstream),
+                                  alongside=lambda worker: upstream_poller(settings, db, intake, upstream,
+                                                                           wake=worker.notify))
+            finally:
+                await upstream.aclose()
         finally:
             await db.dispose()
 
@@ -529,19 +547,32 @@ register_client_commands(app)
 
 @app.command()
 def demo(
-    timeout: Annotated[float, typer.Option("--timeout", help="give up (exit 1) after this many seconds")] = 60.0,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="give up (exit 1) after this many seconds [default: 60, 90 with --federation]")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="keep the temporary data directory")] = False,
+    federation: Annotated[bool, typer.Option(
+        "--federation", help="two gateways instead: a province hub and its upstream axis, a document and its "
+        "statuses across the border both ways")] = False,
 ) -> None:
     """Show the whole flow in one command, in a temporary directory.
 
     Starts a gateway on the embedded default and a push recipient, registers three agencies, sends a
     signed document with a PDF to two of them, and prints the receipt, each delivery, the statuses
     flowing back and the ledger verification.
+
+    With --federation: starts two gateways (an upstream standing in for the national axis, and a
+    province hub configured with it as its upstream), forwards a signed document from a province
+    agency to the Government Office upstream and back the other way, and prints the upstream DocId,
+    the received instants on both sides, the statuses crossing the border and both ledgers' verification.
     """
     # Here, not among the agency commands: it starts `gateway serve`, so it needs the server installed.
+    if federation:
+        from gateway.demo_federation import run_federation_demo
+
+        raise typer.Exit(code=run_federation_demo(timeout=90.0 if timeout is None else timeout, keep=keep))
     from gateway.demo import run_demo
 
-    raise typer.Exit(code=run_demo(timeout=timeout, keep=keep))
+    raise typer.Exit(code=run_demo(timeout=60.0 if timeout is None else timeout, keep=keep))
 
 
 def main() -> None:

@@ -534,9 +534,9 @@ def test_parse_timestamp_gives_none_for_what_it_cannot_read(value: str) -> None:
 
 
 def test_format_time_is_iso_8601_in_vietnam_time() -> None:
-    assert format_time(datetime(2026, 11, 28, 16, 35, 28, 419_000, tzinfo=UTC)) == "2026-11-28T23:35:28+07:00"
+    assert format_time(datetime(2026, 11, 28, 16, 35, 28, 419_999, tzinfo=UTC)) == "2026-11-28T23:35:28.419+07:00"
     local = datetime(2026, 11, 28, 23, 35, 28, tzinfo=timezone(timedelta(hours=7)))
-    assert format_time(local) == "2026-11-28T23:35:28+07:00"
+    assert format_time(local) == "2026-11-28T23:35:28.000+07:00"
     with pytest.raises(ValueError, match="aware"):
         format_time(datetime(2026, 11, 28, 23, 35, 28))
 

@@ -70,6 +70,8 @@ class Message:
     deviations: tuple[Deviation, ...] = ()
     #: the status 01 the gateway wrote itself when the document arrived (not the agency's own statement)
     automatic: bool = False
+    #: a message fetched from the upstream axis: the upstream's DocId of it
+    upstream_doc_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def _rows(message: Message, targets: Sequence[Target], document_uuid: str) -> Ro
         priority=message.priority, business_doc_type=message.business_doc_type, status_code=message.status_code,
         refers_to=message.refers_to, sent_at=now, ledger_seq=0, ledger_hash="",
         deviations=json.dumps([d.as_json() for d in message.deviations], ensure_ascii=False),
-        automatic=message.automatic,
+        automatic=message.automatic, upstream_doc_id=message.upstream_doc_id,
     )
     attachments = [
         Attachment(document=document_uuid, ordinal=i, content_id=a.content_id, name=a.name,
@@ -190,7 +192,7 @@ def _rows(message: Message, targets: Sequence[Target], document_uuid: str) -> Ro
     deliveries = [
         Delivery(id=str(uuid.uuid4()), document=document_uuid, recipient=t.code, mode=t.mode, state="pending",
                  priority=message.priority, created_at=now, updated_at=now, attempts=0,
-                 next_attempt_at=now if t.mode == "push" else None, lease_owner=None, lease_until=None,
+                 next_attempt_at=now if t.mode in ("push", "upstream") else None, lease_owner=None, lease_until=None,
                  last_error=None, received_at=None)
         for t in targets
     ]

@@ -8,7 +8,9 @@ it with the gateway's own key (the profile XML signature: the sender verifies it
 it through :func:`gateway.acceptance.accept_unless_duplicate` as a status from that recipient, routed to
 the sender, in the same transaction as the delivered transition, ledgered as ``status.auto_arrived`` right
 after ``delivery.delivered``. It is stored marked ``automatic`` (migration 0005). No 01 is made for a status
-message, nor when the recipient already reported 01 itself. A 01 the recipient's software sends after the
+message, nor when the recipient already reported 01 itself. A 01 about a document from an agency of the
+upstream axis is stored but not forwarded there (the upstream writes its own when the document is
+acknowledged to it). A 01 the recipient's software sends after the
 gateway's (software built on the axis's libraries always does) is accepted and routed as the recipient's own
 statement, never refused: the automatic 01 stays the evidence of the received instant (README, "Statuses").
 """
@@ -96,7 +98,10 @@ async def record_delivered(
     digest = envelope_sha256(arrival)
     cert_sha = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
     codes = status_targets(ARRIVED, recipient, original.sender, [recipient])
-    targets = delivery_targets((await AgencyRepository(session).get_many(codes)).values())
+    # Not to an agency of the upstream axis: the upstream makes its own 01 when this gateway acknowledges the
+    # document there, and the recipient's own statuses are forwarded; this one stays here as the evidence.
+    targets = [t for t in delivery_targets((await AgencyRepository(session).get_many(codes)).values())
+               if t.mode != "upstream"]
     message = Message(
         kind="status", sender=recipient, document_id=original.document_id, envelope_sha256=digest,
         envelope_size=len(arrival), signed=True, signer_certificate=cert_sha, priority=original.priority,

@@ -10,6 +10,12 @@ and due, or ``in_flight`` with an expired lease (its worker died or hung).
 
 Every later change of a claimed row is an ``UPDATE … WHERE state = 'in_flight' AND lease_owner = :me AND
 attempts = :attempt``: a worker whose lease was taken over records nothing.
+
+Upstream deliveries (mode ``upstream``) are claimed by a worker that has a forwarder, and always all of one
+document's together: a claim that takes one takes every other claimable upstream delivery of its document in
+the same statement, so that the document is forwarded once (the upstream fans out) and its deliveries move on
+together. A forwarded delivery waits for the upstream to report the recipient's received instant;
+``next_attempt_at`` is then when to ask next (:meth:`DeliveryRepository.forwarded_due`).
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ CLAIMABLE_WAITING = ("pending", "retry_wait")
 
 @dataclass(frozen=True)
 class Job:
-    """A claimed push delivery and everything the worker needs to send it, read in the claim transaction."""
+    """A claimed push or upstream delivery and everything the worker needs to send it, read in the claim
+    transaction."""
 
     delivery_id: str
     attempt: int
@@ -52,11 +59,24 @@ class Job:
     priority: int
     refers_to: str | None
     reclaimed_from: str | None
+    mode: str = "push"
 
 
-def _claimable(now: datetime) -> Any:
+@dataclass(frozen=True)
+class Forwarded:
+    """A document's deliveries forwarded upstream under one DocId, waiting for their received instants."""
+
+    upstream_doc_id: str
+    kind: str
+    #: delivery id → recipient code
+    deliveries: dict[str, str]
+    #: when the upstream accepted the forward (it is asked less often the longer the recipient takes)
+    forwarded_at: datetime
+
+
+def _claimable(now: datetime, modes: Sequence[str] = ("push",)) -> Any:
     return and_(
-        Delivery.mode == "push",
+        Delivery.mode.in_(list(modes)),
         or_(
             and_(Delivery.state.in_(CLAIMABLE_WAITING), Delivery.next_attempt_at <= now),
             and_(Delivery.state == "in_flight", Delivery.lease_until < now),
@@ -74,22 +94,33 @@ class DeliveryRepository:
 
     # -- push ---------------------------------------------------------------------------------------------
 
-    async def claim(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Job]:
+    async def claim(self, owner: str, now: datetime, lease_until: datetime, limit: int,
+                    modes: Sequence[str] = ("push",)) -> list[Job]:
         candidates = (
-            select(Delivery.id, Delivery.state, Delivery.lease_owner)
-            .where(_claimable(now))
+            select(Delivery.id, Delivery.state, Delivery.lease_owner, Delivery.mode, Delivery.document)
+            .where(_claimable(now, modes))
             .order_by(Delivery.priority.desc(), Delivery.next_attempt_at, Delivery.id)
             .limit(limit)
         )
         if self.dialect == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
-        rows = (await self.session.execute(candidates)).all()
+        rows = list((await self.session.execute(candidates)).all())
         if not rows:
             return []
+        forwarded_documents = {r.document for r in rows if r.mode == "upstream"}
+        if forwarded_documents:  # the other upstream deliveries of the same documents go with them
+            siblings = (
+                select(Delivery.id, Delivery.state, Delivery.lease_owner, Delivery.mode, Delivery.document)
+                .where(_claimable(now, ("upstream",)), Delivery.document.in_(sorted(forwarded_documents)))
+            )
+            if self.dialect == "postgresql":
+                siblings = siblings.with_for_update(skip_locked=True)
+            known = {r.id for r in rows}
+            rows += [r for r in (await self.session.execute(siblings)).all() if r.id not in known]
         previous = {r.id: (r.lease_owner if r.state == "in_flight" else None) for r in rows}
         claimed = await self.session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(list(previous)), _claimable(now))
+            .where(Delivery.id.in_(list(previous)), _claimable(now, modes))
             .values(state="in_flight", lease_owner=owner, lease_until=lease_until, attempts=Delivery.attempts + 1,
                     updated_at=now)
             .returning(Delivery.id, Delivery.attempts)
@@ -111,12 +142,12 @@ class DeliveryRepository:
             jobs.append(Job(
                 delivery_id=delivery.id, attempt=attempts[delivery.id], owner=owner, lease_until=lease_until,
                 recipient=delivery.recipient, recipient_name=agency.name,
-                endpoint=agency.endpoint if agency.delivery_mode == "push" else None,
+                endpoint=agency.endpoint if agency.delivery_mode == "push" and delivery.mode == "push" else None,
                 window_start=delivery.requeued_at or delivery.created_at, document=document.id, kind=document.kind,
                 sender=document.sender, document_id=document.document_id, sent_at=document.sent_at,
                 envelope_sha256=document.envelope_sha256, multipart=document.multipart, code=document.code,
                 promulgation_date=document.promulgation_date, priority=delivery.priority,
-                refers_to=document.refers_to, reclaimed_from=previous.get(delivery.id),
+                refers_to=document.refers_to, reclaimed_from=previous.get(delivery.id), mode=delivery.mode,
             ))
         return jobs
 
@@ -142,6 +173,34 @@ class DeliveryRepository:
             .execution_options(synchronize_session=False)
         )
         return result.first() is not None
+
+    async def forwarded_due(self, now: datetime, limit: int) -> list[Forwarded]:
+        """Up to ``limit`` upstream DocIds whose forwarded deliveries are due to be asked about (oldest due
+        first), each with every forwarded delivery under it."""
+        due = await self.session.execute(
+            select(Delivery.upstream_doc_id, func.min(Delivery.next_attempt_at).label("due"))
+            .where(Delivery.mode == "upstream", Delivery.state == "forwarded", Delivery.next_attempt_at <= now,
+                   Delivery.upstream_doc_id.is_not(None))
+            .group_by(Delivery.upstream_doc_id)
+            .order_by("due")
+            .limit(limit)
+        )
+        doc_ids = [r.upstream_doc_id for r in due.all()]
+        if not doc_ids:
+            return []
+        rows = await self.session.execute(
+            select(Delivery.id, Delivery.recipient, Delivery.upstream_doc_id, Delivery.forwarded_at, Document.kind)
+            .join(Document, Document.id == Delivery.document)
+            .where(Delivery.mode == "upstream", Delivery.state == "forwarded",
+                   Delivery.upstream_doc_id.in_(doc_ids))
+            .order_by(Delivery.id)
+        )
+        found: dict[str, Forwarded] = {}
+        for row in rows.all():
+            entry = found.setdefault(row.upstream_doc_id,
+                                     Forwarded(row.upstream_doc_id, row.kind, {}, row.forwarded_at or now))
+            entry.deliveries[row.id] = row.recipient
+        return [found[d] for d in doc_ids if d in found]
 
     async def next_due(self) -> datetime | None:
         """The earliest instant a push delivery becomes claimable (lets an idle worker sleep less)."""

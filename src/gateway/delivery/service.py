@@ -8,6 +8,12 @@ Push (per document and recipient)::
                          │  └──lease expired (worker died): claimed again by another worker
                          └──other status, or attempts/age used up──▶ dead ──operator re-queue──▶ pending
 
+Upstream (per document and recipient reached through the upstream axis; the document's upstream deliveries
+move together, :mod:`gateway.delivery.forward`)::
+
+    pending ──claim──▶ in_flight ──sendEdoc OK──▶ forwarded ──the upstream reports receivedTime──▶ delivered
+                         └── as push: retry_wait, dead, claimed again after a lease expired
+
 Pull::
 
     pending ──GET /v1/inbox/{id}──▶ fetched ──ack done──▶ delivered
@@ -16,8 +22,9 @@ Pull::
 Ledger event types (declared in ``gateway.ledger.events``): ``delivery.in_flight`` (a push attempt
 claimed), ``delivery.delivered`` (the received instant is fixed: push 2xx, or pull ``done``),
 ``delivery.retry_scheduled``, ``delivery.dead``, ``delivery.fetched``, ``delivery.failed``,
-``delivery.requeued``, ``delivery.refused`` (an ack or re-queue request refused), and
-``status.auto_arrived`` (the gateway's own 01, see :mod:`gateway.delivery.arrival`).
+``delivery.requeued``, ``delivery.refused`` (an ack or re-queue request refused),
+``status.auto_arrived`` (the gateway's own 01, see :mod:`gateway.delivery.arrival`), and
+``upstream.forwarded`` (one per forward: the upstream's DocId and the deliveries it carries).
 
 Nothing here holds a transaction across network I/O: the worker posts between its claim transaction and
 its result transaction, and the result is written only while the lease is still the worker's.
@@ -48,7 +55,8 @@ from . import metrics
 from .arrival import build_arrival, original_of, original_of_job, record_delivered
 from .backoff import Decision
 from .errors import AckConflict, DeliveryNotFetched, DeliveryNotFound, DeliveryNotRetryable, InboxCursorInvalid
-from .repository import DeliveryRepository, Job
+from .forward import ForwardResult
+from .repository import DeliveryRepository, Forwarded, Job
 
 
 def _now() -> datetime:
@@ -79,8 +87,9 @@ class PushTransitions:
         self.session = session
         self.repo = DeliveryRepository(session)
 
-    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
-        jobs = await self.repo.claim(owner, now, now + lease, limit)
+    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int,
+                    modes: Sequence[str] = ("push",)) -> list[Job]:
+        jobs = await self.repo.claim(owner, now, now + lease, limit, modes)
         events = []
         for job in jobs:
             details: dict[str, Any] = {"attempt": job.attempt, "worker": owner}
@@ -124,6 +133,75 @@ class PushTransitions:
 
     async def renew(self, job: Job, until: datetime) -> bool:
         return await self.repo.renew(job, until)
+
+    async def forwarded(self, jobs: Sequence[Job], result: ForwardResult, upstream: str,
+                        first_check: datetime) -> bool:
+        """The upstream accepted the forward of ``jobs`` (one document's upstream deliveries): each still this
+        worker's becomes ``forwarded`` (asked about at ``first_check``), and one ``upstream.forwarded`` entry
+        states the hand-off. False when every lease was lost (nothing recorded)."""
+        assert result.upstream_doc_id is not None
+        recorded = [job for job in jobs if await self.repo.finish(
+            job, _now(), state="forwarded", upstream_doc_id=result.upstream_doc_id, forwarded_at=result.at,
+            next_attempt_at=first_check, last_error=None)]
+        if recorded:
+            first = recorded[0]
+            await ledger.append_many(self.session, [ledger.Event(
+                "upstream.forwarded", GATEWAY_ACTOR, document=first.document, document_id=first.document_id,
+                sender=first.sender, details={
+                    "upstream": upstream, "upstream_doc_id": result.upstream_doc_id,
+                    "forwarded_at": result.at.isoformat(), "deliveries": [j.delivery_id for j in recorded],
+                    "recipients": [j.recipient for j in recorded], "attempt": first.attempt,
+                    "duration_ms": round(result.duration * 1000, 1), "worker": first.owner,
+                })])
+        return bool(recorded)
+
+
+# -- upstream: the received instants the upstream reports, asked by the upstream poller ------------------------
+
+class UpstreamReceipts:
+    """The forwarded deliveries' received instants, as the upstream reports them (each call its own
+    transaction)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def due(self, now: datetime, limit: int) -> list[Forwarded]:
+        async with self.db.read() as session:
+            return await DeliveryRepository(session).forwarded_due(now, limit)
+
+    async def received(self, forwarded: Forwarded, delivery_id: str, received_at: datetime,
+                       reported: dict[str, Any], actor: str) -> bool:
+        """The upstream reports the recipient of ``delivery_id`` received it at ``received_at`` (its
+        statement): the delivery becomes ``delivered`` (ledger ``delivery.delivered``, mode upstream). No
+        automatic 01 is made: the upstream makes its own, which comes back as a status. False when the delivery
+        is no longer forwarded (another poller recorded it)."""
+        async with self.db.transaction() as session:
+            repo = DeliveryRepository(session)
+            found = await repo.with_document(delivery_id)
+            if found is None:
+                return False
+            delivery, document, _agency = found
+            if not await repo.move(delivery_id, ("forwarded",), _now(), state="delivered", received_at=received_at,
+                                   next_attempt_at=None):
+                return False
+            await _append(session, "delivery.delivered", actor, delivery, document, {
+                "mode": "upstream", "received_at": received_at.isoformat(),
+                "upstream_doc_id": forwarded.upstream_doc_id, "reported_by": "upstream", **reported,
+            })
+        metrics.DELIVERED.labels(mode="upstream").inc()
+        return True
+
+    async def not_yet(self, forwarded: Forwarded, next_check: datetime,
+                      notes: dict[str, str] | None = None) -> None:
+        """Ask again about ``forwarded`` at ``next_check``; ``notes`` (delivery id → what the upstream said of a
+        recipient it has not delivered to, e.g. a failure) become those deliveries' ``last_error``."""
+        async with self.db.transaction() as session:
+            repo = DeliveryRepository(session)
+            for delivery_id in forwarded.deliveries:
+                values: dict[str, Any] = {"next_attempt_at": next_check}
+                if notes and delivery_id in notes:
+                    values["last_error"] = _short(notes[delivery_id])
+                await repo.move(delivery_id, ("forwarded",), _now(), **values)
 
 
 # -- pull and operators: each method runs its own transactions ------------------------------------------------
@@ -279,7 +357,7 @@ class DeliveryService:
             # The register may have changed since (e.g. a broken endpoint replaced by pull): follow it.
             mode = agency.delivery_mode
             if not await repo.move(delivery.id, (delivery.state,), now, state="pending", mode=mode, attempts=0,
-                                   next_attempt_at=now if mode == "push" else None, requeued_at=now,
+                                   next_attempt_at=now if mode in ("push", "upstream") else None, requeued_at=now,
                                    lease_owner=None, lease_until=None):
                 raise DeliveryNotRetryable("the delivery changed meanwhile")
             details: dict[str, Any] = {"from_state": delivery.state, "mode": mode}

@@ -23,6 +23,10 @@ same delivery twice (at least once; the delivery id and gateway document id are 
 but only one outcome is ever recorded: exactly one ``delivery.delivered`` per document and recipient.
 An unexpected error inside an attempt counts as a transient failure of that attempt, so it is bounded
 by the same attempts and age as a recipient's failures.
+
+With a forwarder (an upstream axis is configured), the worker also claims upstream deliveries, a document's
+together, and carries each document there with one call (:mod:`gateway.delivery.forward`) in place of step 2;
+step 3 does not apply (the upstream writes its own 01).
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.blobs import BlobStore
 from gateway.config import Settings
@@ -47,8 +53,9 @@ from gateway.signing import GatewayKey
 
 from . import metrics
 from .arrival import build_arrival, original_of_job
-from .backoff import Policy, decide_failure
+from .backoff import Decision, Policy, decide_failure
 from .body import delivery_body
+from .forward import Forwarder, ForwardResult
 from .push import PushResult, push
 from .repository import Job
 from .service import PushTransitions
@@ -63,7 +70,8 @@ def worker_id() -> str:
 
 class DeliveryWorker:
     def __init__(self, db: Database, blobs: BlobStore, key: GatewayKey, settings: Settings,
-                 *, owner: str | None = None, client: httpx.AsyncClient | None = None) -> None:
+                 *, owner: str | None = None, client: httpx.AsyncClient | None = None,
+                 forwarder: Forwarder | None = None) -> None:
         self.db = db
         self.blobs = blobs
         self.key = key
@@ -79,6 +87,8 @@ class DeliveryWorker:
         )
         self._client = client
         self._own_client = client is None
+        self.forwarder = forwarder
+        self.modes: tuple[str, ...] = ("push", "upstream") if forwarder is not None else ("push",)
         self._active: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -137,8 +147,8 @@ class DeliveryWorker:
                     _log.error("delivery claim failed", worker=self.owner, error_type=type(exc).__name__,
                                error=str(exc)[:300])
                     jobs = []
-                for job in jobs:
-                    task = asyncio.create_task(self.attempt(job), name=f"delivery {job.delivery_id}")
+                for unit in _units(jobs):
+                    task = asyncio.create_task(self._carry(unit), name=f"delivery {unit[0].delivery_id}")
                     self._active.add(task)
                     task.add_done_callback(self._finished)
                 claimed = len(jobs)
@@ -155,7 +165,7 @@ class DeliveryWorker:
 
     async def claim(self, limit: int) -> list[Job]:
         async with self.db.transaction() as session:
-            return await PushTransitions(session).claim(self.owner, datetime.now(UTC), self.lease, limit)
+            return await PushTransitions(session).claim(self.owner, datetime.now(UTC), self.lease, limit, self.modes)
 
     async def run_once(self, limit: int | None = None) -> int:
         """Claim what is due and finish every attempt before returning (tests, and one-shot tools)."""
@@ -164,7 +174,7 @@ class DeliveryWorker:
             self._client = httpx.AsyncClient(trust_env=False)
         try:
             jobs = await self.claim(limit or self.concurrency)
-            await asyncio.gather(*(self.attempt(job) for job in jobs))
+            await asyncio.gather(*(self._carry(unit) for unit in _units(jobs)))
         finally:
             if temporary and self._client is not None:
                 await self._client.aclose()
@@ -172,6 +182,13 @@ class DeliveryWorker:
         return len(jobs)
 
     # -- one attempt -----------------------------------------------------------------------------------------
+
+    async def _carry(self, unit: list[Job]) -> None:
+        """A push job alone, or one document's upstream jobs together."""
+        if unit[0].mode == "upstream":
+            await self.forward(unit)
+        else:
+            await self.attempt(unit[0])
 
     async def attempt(self, job: Job) -> None:
         try:
@@ -222,6 +239,63 @@ class DeliveryWorker:
         _log.info("delivery attempt", worker=self.owner, delivery=job.delivery_id, attempt=job.attempt,
                   outcome=result.outcome, http_status=result.http_status, error=result.error)
 
+    # -- one forward (a document's upstream deliveries) ----------------------------------------------------------
+
+    async def forward(self, jobs: list[Job]) -> None:
+        try:
+            await self._forward(jobs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the leases expire and the deliveries are claimed again
+            _log.error("forward could not be recorded", worker=self.owner, document=jobs[0].document,
+                       error_type=type(exc).__name__, error=str(exc)[:300])
+
+    async def _forward(self, jobs: list[Job]) -> None:
+        first = jobs[0]
+        if self.forwarder is None or first.multipart:
+            reason = "no upstream is configured" if self.forwarder is None else \
+                "its large attachments travel as multipart parts, which the upstream protocol cannot carry"
+            for job in jobs:
+                await self._record_dead(job, "not-forwardable", reason, None)
+            return
+        keepers = [asyncio.create_task(self._keep_lease(job)) for job in jobs]
+        try:
+            try:
+                data = await asyncio.to_thread(self.blobs.read, first.envelope_sha256)
+            except (OSError, ValueError) as exc:
+                now = datetime.now(UTC)
+                result = ForwardResult("retry", None, f"gateway error reading the stored bytes ({type(exc).__name__})",
+                                       None, now, 0.0)
+            else:
+                result = await self.forwarder.forward(data, first.sender, first.kind)
+        finally:
+            for keeper in keepers:
+                keeper.cancel()
+            await asyncio.gather(*keepers, return_exceptions=True)
+        metrics.LATENCY.observe(result.duration)
+        if result.outcome == "forwarded":
+            first_check = datetime.now(UTC) + timedelta(seconds=self.settings.upstream_poll_seconds)
+            forwarder = self.forwarder
+            recorded = await self._outcomes.run(lambda session: PushTransitions(session).forwarded(
+                jobs, result, forwarder.upstream, first_check))
+            self._count(recorded, "forwarded")
+        elif result.outcome == "retry":
+            for job in jobs:
+                decision = decide_failure(attempt=job.attempt, window_start=job.window_start, now=datetime.now(UTC),
+                                          policy=self.policy, retry_after=None)
+                if decision.dead:
+                    await self._record_dead(job, decision.reason or "attempts-exhausted", result.error,
+                                            result.http_status)
+                else:
+                    self._count(await self._outcomes.run(_retry(job, decision, result.error, result.http_status)),
+                                "retry")
+        else:
+            for job in jobs:
+                await self._record_dead(job, "refused", result.error, result.http_status)
+        _log.info("forward attempt", worker=self.owner, document=first.document, deliveries=len(jobs),
+                  attempt=first.attempt, outcome=result.outcome, upstream_doc_id=result.upstream_doc_id,
+                  http_status=result.http_status, error=result.error)
+
     async def _post(self, job: Job) -> PushResult:
         assert self._client is not None
         try:
@@ -260,29 +334,54 @@ class DeliveryWorker:
                              error_type=type(exc).__name__)
 
 
-async def run_workers(settings: Settings, db: Database, blobs: BlobStore, key: GatewayKey) -> None:
-    """``gateway worker``: one worker until SIGTERM or SIGINT, then a graceful stop."""
-    worker = DeliveryWorker(db, blobs, key, settings)
+def _retry(job: Job, decision: Decision, error: str, http_status: int | None
+           ) -> Callable[[AsyncSession], Awaitable[bool]]:
+    return lambda session: PushTransitions(session).retry(job, decision, error, http_status)
+
+
+def _units(jobs: list[Job]) -> list[list[Job]]:
+    """What one task carries: a push job alone; a document's upstream jobs together (one forward)."""
+    units: list[list[Job]] = []
+    forwards: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.mode == "upstream":
+            if job.document not in forwards:
+                forwards[job.document] = []
+                units.append(forwards[job.document])
+            forwards[job.document].append(job)
+        else:
+            units.append([job])
+    return units
+
+
+async def run_workers(settings: Settings, db: Database, blobs: BlobStore, key: GatewayKey,
+                      forwarder: Forwarder | None = None,
+                      alongside: Callable[[DeliveryWorker], AbstractAsyncContextManager[object]] | None = None,
+                      ) -> None:
+    """``gateway worker``: one worker until SIGTERM or SIGINT, then a graceful stop; ``alongside`` (the upstream
+    poller, given the worker to wake) runs for as long as the worker does."""
+    worker = DeliveryWorker(db, blobs, key, settings, forwarder=forwarder)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await worker.start()
     try:
-        await stop.wait()
+        async with alongside(worker) if alongside is not None else contextlib.nullcontext():
+            await stop.wait()
     finally:
         await worker.stop()
 
 
 @contextlib.asynccontextmanager
 async def delivery_workers(
-    settings: Settings, db: Database, blobs: BlobStore, key: GatewayKey
+    settings: Settings, db: Database, blobs: BlobStore, key: GatewayKey, forwarder: Forwarder | None = None
 ) -> AsyncIterator[DeliveryWorker | None]:
     """The in-process worker of ``gateway serve`` (None when ``run_workers`` is off)."""
     if not settings.run_workers:
         yield None
         return
-    worker = DeliveryWorker(db, blobs, key, settings)
+    worker = DeliveryWorker(db, blobs, key, settings, forwarder=forwarder)
     await worker.start()
     try:
         yield worker

@@ -26,10 +26,13 @@ Order of checks (:func:`inspect_envelope` runs them all; the first failure wins)
    ``schemas/edxml.xsd`` and the cardinalities it cannot express                  → schema-invalid
 8. ``From/OrganId`` is the authenticated agency or one of its aliases (``aliases``; read early from the
    parsed tree only to answer precisely; re-checked on the signed tree at step 11) → sender-mismatch (403)
-9. the XML signature (:mod:`~gateway.envelope.signature`, its own numbered steps): presence per policy,
-   location, algorithms, transforms, registered / revoked / valid certificate, cryptographic check,
-   signing time                                                                   → signature-*, certificate-*
-10. from here on only the signed tree is read (or, unsigned under ``channel``, the parsed tree)
+9. the XML signature (:mod:`~gateway.envelope.signature`, its own numbered steps): presence per policy
+   (``required``, ``channel``, ``upstream``), location, algorithms, transforms, registered / revoked / valid
+   certificate (under ``upstream`` with no registered certificate: KeyInfo's own, valid; which one is
+   ``Envelope.signature.certificate_source``), cryptographic check, signing time
+                                                                                  → signature-*, certificate-*
+10. from here on only the signed tree is read (or, unsigned under ``channel`` or ``upstream``, the parsed
+    tree)
 11. sender again, on that tree                                                    → sender-mismatch
     recorded (:func:`~gateway.envelope.parse.record_structure`): extra namespace declarations (from the
     bytes as received), TraceHeaderList attributes, an empty DigitalSignature, xlink attributes on a
@@ -147,7 +150,14 @@ from .limits import Limits
 from .model import ManifestEntry, Organ, ResponseFor, SignerInfo, StaffInfo, TraceHeader, derive_document_id
 from .parse import DEFAULT_LIMITS, parse_envelope, parse_xml, record_structure, schema_path, validate_schema
 from .receipt import RECEIPT_NS, ReceiptAttachment, ReceiptData, build_receipt, verify_receipt
-from .signature import Policy, SignatureResult, TrustedCertificate, certificate_sha256, verify_signature
+from .signature import (
+    CertificateSource,
+    Policy,
+    SignatureResult,
+    TrustedCertificate,
+    certificate_sha256,
+    verify_signature,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -167,6 +177,7 @@ __all__ = [
     "CertificateExpired",
     "CertificateNotYetValid",
     "CertificateRevoked",
+    "CertificateSource",
     "CertificateUnregistered",
     "CodeListInvalid",
     "DateInvalid",
@@ -285,7 +296,8 @@ def inspect_envelope(
 ) -> Envelope:
     """Run every check of the package docstring, in order, on the envelope bytes.
 
-    ``sender`` is the authenticated agency's OrganId and ``certificates`` its registered certificates;
+    ``sender`` is the authenticated agency's OrganId, ``certificates`` its registered certificates and
+    ``policy`` its signature policy (under ``upstream`` an empty ``certificates`` means "KeyInfo's own");
     ``large_parts`` maps Content-ID → what the caller measured of each multipart part; ``aliases`` maps every
     alias in the agency register to its agency's primary code (From and To may name an agency by an alias).
     """

@@ -6,6 +6,19 @@ included), exclusive canonicalisation, RSA-SHA256 / RSA-PSS / ECDSA-SHA256 or st
 certificate in ``KeyInfo`` and registered for the sending agency. The edXML-namespace ``Signature`` found
 in the wild (RSA-SHA1, placeholder values) is data: it is never verified and never counts as a signature.
 
+Policies (the sender's, from the register):
+
+- ``required``: a signature must be present, by one of the sender's registered certificates.
+- ``channel``: the authenticated channel vouches for the sender, so an unsigned envelope is accepted; a
+  signature that is present is checked exactly as under ``required``.
+- ``upstream``: a message relayed by an upstream axis (another gateway, the national axis) from an agency
+  registered only upstream. The upstream authenticated the sending system, so an unsigned envelope is
+  accepted as under ``channel``; a signature that is present is still checked, fail-closed. While the
+  local register holds certificates for the sender they decide, as under ``required``; while it holds none
+  the certificate in ``KeyInfo`` is the only one there is, and it is used: the signature then proves that
+  the content is intact and signed by the holder of that certificate, not who that holder is (the upstream
+  vouched for that). :attr:`SignatureResult.certificate_source` says which of the two was used.
+
 :func:`verify_signature` raises a typed error for every failure and otherwise returns the tree signxml
 rebuilt from the canonical bytes it verified. Callers read *only* that tree ("see what is signed"): a
 signature-wrapping attack that adds unsigned content next to signed content cannot reach them.
@@ -14,21 +27,30 @@ Steps, in order:
 
 1. Find W3C ``ds:Signature`` elements anywhere in the document.
    None: under ``required`` → SignatureMissing (a legacy edXML ``Signature`` does not count);
-   under ``channel`` → accepted as unsigned (``signed=False``, the parsed tree is returned as is).
+   under ``channel`` or ``upstream`` → accepted as unsigned (``signed=False``, ``certificate_source=None``,
+   the parsed tree is returned as is).
 2. More than one, or not the last element child of ``edXMLEnvelope/edXMLHeader`` → SignatureWrongLocation.
 3. ``SignedInfo``: canonicalisation and signature method in the allow-lists → SignatureAlgorithmForbidden.
 4. Exactly one ``Reference`` with ``URI=""`` and the enveloped-signature transform → SignatureWrongLocation;
    transforms other than enveloped-signature and exclusive c14n (XSLT, XPath, base64 ...)
    → SignatureTransformForbidden; digest method in the allow-list (no SHA-1) → SignatureAlgorithmForbidden.
-5. The first ``KeyInfo/X509Data/X509Certificate`` decodes (else SignatureInvalid) and its SHA-256 (of the
-   DER) is one of the sender's registered certificates → CertificateUnregistered.
-6. The registered certificate is not revoked (``revoked_at`` at or before ``now``) → CertificateRevoked,
-   and is valid now → CertificateExpired / CertificateNotYetValid.
-7. signxml ``XMLVerifier`` with the *registered* certificate (``x509_cert=``, so KeyInfo only selects, it is
-   never trusted) and an explicit ``SignatureConfiguration`` repeating the allow-lists, the location and
+5. The first ``KeyInfo/X509Data/X509Certificate`` decodes (else SignatureInvalid); its SHA-256 (of the
+   DER) is the result's ``certificate_sha256``. Under ``required`` and ``channel``, and under ``upstream``
+   when ``certificates`` is not empty, it must be one of the sender's registered certificates
+   → CertificateUnregistered, and from here on only the registered copy is used
+   (``certificate_source="register"``). Under ``upstream`` with ``certificates`` empty, the decoded KeyInfo
+   certificate itself is used (``certificate_source="keyinfo"``); an empty register never turns another
+   policy into this one.
+6. The certificate is not revoked (``revoked_at`` at or before ``now``) → CertificateRevoked, and is valid
+   now → CertificateExpired / CertificateNotYetValid. A KeyInfo certificate has no revocation information,
+   so only its validity is checked.
+7. signxml ``XMLVerifier`` with the certificate of step 5 (``x509_cert=``: a registered one, so that
+   KeyInfo only selects and is never trusted; or, under ``upstream`` with an empty register, KeyInfo's own)
+   and an explicit ``SignatureConfiguration`` repeating the allow-lists, the location and
    ``expect_references=1`` → SignatureInvalid on any failure, expected or not.
 8. From the signed tree only: the signing time (below) is read → DateInvalid if unreadable or in the
-   future, and the certificate must have been valid then → CertificateExpired / CertificateNotYetValid.
+   future, and the certificate must have been valid (and, if registered, not revoked) then
+   → CertificateExpired / CertificateNotYetValid / CertificateRevoked.
 
 Signing time. The profile has a single reference over the document, so a XAdES ``SigningTime`` (which
 lives in a separately referenced ``SignedProperties``) cannot occur. The signing time is therefore the
@@ -48,7 +70,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -76,6 +98,7 @@ __all__ = [
     "ALLOWED_DIGESTS",
     "ALLOWED_SIGNATURE_METHODS",
     "MAX_CLOCK_SKEW",
+    "CertificateSource",
     "Policy",
     "SignatureResult",
     "TrustedCertificate",
@@ -83,7 +106,11 @@ __all__ = [
     "verify_signature",
 ]
 
-Policy = Literal["required", "channel"]
+Policy = Literal["required", "channel", "upstream"]
+#: Where the certificate that verified a signature came from: the sender's register, or (only under the
+#: ``upstream`` policy with no registered certificate) the signature's own ``KeyInfo``.
+CertificateSource = Literal["register", "keyinfo"]
+_POLICIES: frozenset[str] = frozenset(get_args(Policy))
 
 #: RSA PKCS#1 v1.5, RSA-PSS (RFC 9231 MGF1 forms) and ECDSA, with SHA-256 or stronger.
 ALLOWED_SIGNATURE_METHODS: frozenset[SignatureMethod] = frozenset(
@@ -147,6 +174,8 @@ class SignatureResult:
     certificate_sha256: str | None
     signing_time: datetime | None
     signature_method: str | None = None
+    #: ``"register"`` or ``"keyinfo"`` when signed (module docstring, step 5); ``None`` when unsigned.
+    certificate_source: CertificateSource | None = None
 
 
 def certificate_sha256(certificate: x509.Certificate) -> str:
@@ -274,16 +303,20 @@ def verify_signature(
     now: datetime,
     policy: Policy = "required",
 ) -> SignatureResult:
-    """Verify the profile signature of a parsed envelope (see the module docstring for the steps)."""
+    """Verify the profile signature of a parsed envelope (see the module docstring for the steps).
+
+    ``certificates`` are the sender's registered certificates and ``policy`` its signature policy; an
+    unknown policy is a programming error (ValueError), never a refusal.
+    """
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
-    if policy not in ("required", "channel"):
-        raise ValueError("policy must be 'required' or 'channel'")
+    if policy not in _POLICIES:
+        raise ValueError("policy must be 'required', 'channel' or 'upstream'")
 
     # 1. find the W3C signatures (the legacy edXML one is never among them)
     signatures = list(root.iter(_ds("Signature")))
     if not signatures:
-        if policy == "channel":
+        if policy in ("channel", "upstream"):
             return SignatureResult(signed=False, signed_root=root, certificate_sha256=None, signing_time=None)
         legacy = child(header(root), "Signature", EDXML_NS) is not None
         raise SignatureMissing(
@@ -298,21 +331,29 @@ def verify_signature(
     # 3-4. algorithms, reference, transforms
     method = _check_structure(root, signature)
 
-    # 5. the signer's certificate must be registered; from here on only the registered copy is used
-    _cert_in_keyinfo, fingerprint = _signer_certificate(signature)
-    registered = next((c for c in certificates if c.sha256.lower() == fingerprint), None)
-    if registered is None:
-        raise CertificateUnregistered("the signing certificate is not registered for the sending agency")
-    cert = registered.certificate
-    if certificate_sha256(cert) != fingerprint:
-        raise CertificateUnregistered("the register's certificate does not match its recorded SHA-256")
+    # 5. the signer's certificate must be registered, and from here on only the registered copy is used;
+    # except under upstream with nothing registered, where KeyInfo's certificate is all there is
+    cert_in_keyinfo, fingerprint = _signer_certificate(signature)
+    registered: TrustedCertificate | None = None
+    source: CertificateSource
+    if policy == "upstream" and not certificates:
+        cert = cert_in_keyinfo
+        source = "keyinfo"
+    else:
+        registered = next((c for c in certificates if c.sha256.lower() == fingerprint), None)
+        if registered is None:
+            raise CertificateUnregistered("the signing certificate is not registered for the sending agency")
+        cert = registered.certificate
+        if certificate_sha256(cert) != fingerprint:
+            raise CertificateUnregistered("the register's certificate does not match its recorded SHA-256")
+        source = "register"
 
-    # 6. revocation and validity now
-    if registered.revoked_at is not None and registered.revoked_at <= now:
+    # 6. revocation (known only for a registered certificate) and validity now
+    if registered is not None and registered.revoked_at is not None and registered.revoked_at <= now:
         raise CertificateRevoked("the signing certificate has been revoked")
     _check_validity(cert, now, "now")
 
-    # 7. the cryptographic check, with the registered certificate and an explicit configuration
+    # 7. the cryptographic check, with the certificate of step 5 and an explicit configuration
     config = SignatureConfiguration(
         require_x509=True,
         location=f"./{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader/",
@@ -339,7 +380,7 @@ def verify_signature(
         if signing_time > now + MAX_CLOCK_SKEW:
             raise DateInvalid("the sender's TraceHeader Timestamp lies in the future", field="Timestamp")
         _check_validity(cert, signing_time, "at the signing time (the sender's TraceHeader Timestamp)")
-        if registered.revoked_at is not None and registered.revoked_at <= signing_time:
+        if registered is not None and registered.revoked_at is not None and registered.revoked_at <= signing_time:
             raise CertificateRevoked("the signing certificate was revoked before the signing time")
     return SignatureResult(
         signed=True,
@@ -347,4 +388,5 @@ def verify_signature(
         certificate_sha256=fingerprint,
         signing_time=signing_time,
         signature_method=method,
+        certificate_source=source,
     )

@@ -54,12 +54,41 @@ class RecipientUnknown(GatewayError):
 
 class RecipientNotForwarded(GatewayError):
     """A recipient is an agency of the upstream axis (imported by ``gateway upstream agencies sync``) and this
-    gateway cannot forward to it yet: refused rather than accepted and left undelivered. Extension
-    ``recipients``: their codes."""
+    document cannot be forwarded there: no upstream is configured (``GATEWAY_UPSTREAM_URL``), or its large
+    attachments travel as multipart parts, which the VXP protocol cannot carry. Refused rather than accepted and
+    left undelivered. Extension ``recipients``: their codes."""
 
     status = 422
     slug = "recipient-upstream-not-forwarded"
-    title = "A recipient is reached through the upstream axis, and forwarding to it is not available yet"
+    title = "A recipient is reached through the upstream axis, and this document cannot be forwarded to it"
+
+
+class UpstreamSenderUnknown(GatewayError):
+    """A message from the upstream axis names a sender (``from``, the edXML ``From``) that the register does not
+    hold: run ``gateway upstream agencies sync``. Acknowledged ``fail`` upstream. Extension ``sender``."""
+
+    status = 422
+    slug = "upstream-sender-unknown"
+    title = "A message from the upstream axis names a sender the register does not know"
+
+
+class UpstreamSenderLocal(GatewayError):
+    """A message from the upstream axis names a LOCAL agency as its sender, and it is not a copy of a message
+    that agency sent through this gateway: a local agency's messages enter here, never from the upstream.
+    Extension ``sender``."""
+
+    status = 403
+    slug = "upstream-sender-local"
+    title = "A message from the upstream axis names a local agency as its sender"
+
+
+class UpstreamNoLocalRecipient(GatewayError):
+    """A document from the upstream axis names no active local agency among its recipients (the upstream
+    delivers to its own and to other gateways' agencies itself): nothing here to deliver it to."""
+
+    status = 422
+    slug = "upstream-no-local-recipient"
+    title = "A document from the upstream axis has no recipient in this gateway's register"
 
 
 class StatusDuplicate(Conflict):

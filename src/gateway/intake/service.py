@@ -6,9 +6,12 @@ The steps, in order (the envelope's own checks are numbered in ``gateway.envelop
    storing nothing.
 2. The sender's register entry (signature policy, certificates) is read.
 3. ``gateway.envelope.inspect_envelope`` runs every content check on the bytes and any multipart parts.
-4. Every recipient is a registered, active agency (a ``To`` may name it by an alias: step 3 resolved it), and
-   none is an agency of the upstream axis (delivery mode ``upstream``, imported by the register sync): until
-   forwarding exists such a document would be accepted and never delivered, so it is refused.
+4. Every recipient is a registered, active agency (a ``To`` may name it by an alias: step 3 resolved it). An
+   agency of the upstream axis (delivery mode ``upstream``, imported by the register sync) gets a delivery of
+   mode ``upstream``: the delivery worker forwards the document there once, the upstream fanning out
+   (:mod:`gateway.delivery.forward`); when no upstream is configured, or the document's large attachments
+   travel as multipart parts (the VXP protocol cannot carry them), it is refused rather than accepted and
+   left undelivered (recipient-upstream-not-forwarded).
 5. A new document (``BussinessDocType`` 0) under the same sender and DocumentId with a different envelope:
    409 (Điều 12.8, a sent document never changes). A recall, update or replacement (1, 2, 3) is a new message
    that refers to its original — the sender's new document named by ``Bussiness/DocumentId``, else by the
@@ -28,6 +31,16 @@ The steps, in order (the envelope's own checks are numbered in ``gateway.envelop
 
 A refusal raises its :class:`~gateway.problems.GatewayError`; the caller records it in the ledger
 (``envelope.refused`` / ``status.refused``, through :mod:`gateway.ledger.refusals`).
+
+A message fetched FROM the upstream axis (``via``, :class:`FromUpstream`: the upstream poller,
+:mod:`gateway.upstream.poller`) takes the same steps, with these differences: the sender is the edXML
+``From`` and must be an agency of the upstream (unknown: upstream-sender-unknown; a local agency:
+upstream-sender-local, unless step 1 finds the very bytes that agency sent through this gateway, which the
+upstream hands back when one of its recipients is local here); the signature is checked under the
+``upstream`` policy (a present signature must verify, with the register's certificate when the register has
+one, else with its own; the upstream vouched for the sender); only LOCAL recipients get a delivery (the
+upstream delivers to its own agencies itself; none local: upstream-no-local-recipient); the ledger actor is
+``upstream:<system id>`` and the entry and the document carry the upstream's DocId.
 
 Status messages (``POST /v1/statuses``, :meth:`IntakeService.submit_status`) take the same steps, with the
 steps that concern the original document in place of 4 and 5, and no 6:
@@ -96,6 +109,9 @@ from gateway.intake.errors import (
     RecipientUnknown,
     StatusCodeNotAllowed,
     StatusDuplicate,
+    UpstreamNoLocalRecipient,
+    UpstreamSenderLocal,
+    UpstreamSenderUnknown,
 )
 from gateway.intake.multipart import MultipartUpload
 from gateway.malware import Scanner
@@ -104,6 +120,18 @@ from gateway.signing import GatewayKey
 
 #: ``Bussiness/BussinessDocType`` of a new document; 1, 2, 3 are a recall, an update, a replacement
 NEW_DOCUMENT = 0
+
+
+@dataclass(frozen=True)
+class FromUpstream:
+    """A message fetched from the upstream axis: the system this gateway is there, and the upstream's DocId."""
+
+    system_id: str
+    doc_id: str
+
+    @property
+    def actor(self) -> str:
+        return f"upstream:{self.system_id}"
 
 
 @dataclass(frozen=True)
@@ -120,9 +148,12 @@ class IntakeService:
     :class:`gateway.ledger.refusals.RefusalLog`) nor commits outside :attr:`_writes`."""
 
     def __init__(
-        self, db: Database, blobs: BlobStore, key: GatewayKey, limits: Limits, scanner: Scanner | None = None
+        self, db: Database, blobs: BlobStore, key: GatewayKey, limits: Limits, scanner: Scanner | None = None,
+        *, forwarding: bool = False,
     ) -> None:
         self.scanner = scanner
+        #: an upstream axis is configured: documents to its agencies are accepted and forwarded
+        self.forwarding = forwarding
         self.db = db
         # Documents and statuses reaching step 8 together share a transaction (CONTRIBUTING.md).
         self._writes: GroupCommit[Accepted] = GroupCommit(db)
@@ -130,9 +161,11 @@ class IntakeService:
         self.key = key
         self.limits = limits
 
-    async def submit(self, sender: str, data: bytes, upload: MultipartUpload | None = None) -> IntakeResult:
-        """Accept a document from ``sender`` (an authenticated agency). The caller discards ``upload``'s
-        staged parts afterwards (those the document references are committed to the blob store by then)."""
+    async def submit(self, sender: str, data: bytes, upload: MultipartUpload | None = None, *,
+                     via: FromUpstream | None = None) -> IntakeResult:
+        """Accept a document from ``sender`` (an authenticated agency, or with ``via`` the sender a message from
+        the upstream names). The caller discards ``upload``'s staged parts afterwards (those the document
+        references are committed to the blob store by then)."""
         digest = digest_of(data)
         large_parts = (
             {cid: LargePart(sha256=w.sha256, size=w.size, head=w.head) for cid, w in upload.parts.items()}
@@ -140,7 +173,7 @@ class IntakeService:
             else None
         )
         # 1, 2, 3
-        checked = await self._resubmitted_or_inspected(sender, data, digest, "document", large_parts)
+        checked = await self._resubmitted_or_inspected(sender, data, digest, "document", large_parts, via)
         if isinstance(checked, IntakeResult):
             return checked
         envelope, again = checked
@@ -166,10 +199,18 @@ class IntakeService:
                     f"To: {len(missing)} recipient(s) not registered or suspended", recipients=missing
                 )
             upstream = [code for code in meta.recipient_ids if recipients[code].delivery_mode == "upstream"]
-            if upstream:
+            if via is not None:
+                if len(upstream) == len(meta.recipient_ids):
+                    raise UpstreamNoLocalRecipient(f"To: {len(upstream)} recipient(s), every one of the upstream")
+            elif upstream and not self.forwarding:
                 raise RecipientNotForwarded(
-                    f"To: {len(upstream)} recipient(s) reached through the upstream axis; forwarding to the "
-                    "upstream axis is not available yet", recipients=upstream,
+                    f"To: {len(upstream)} recipient(s) reached through the upstream axis, and no upstream is "
+                    "configured (GATEWAY_UPSTREAM_URL)", recipients=upstream,
+                )
+            elif upstream and upload is not None:
+                raise RecipientNotForwarded(
+                    f"To: {len(upstream)} recipient(s) reached through the upstream axis, which cannot carry "
+                    "attachments sent as multipart parts: send them inline", recipients=upstream,
                 )
             repo = DocumentRepository(session)
             deviations = list(envelope.deviations)
@@ -200,11 +241,12 @@ class IntakeService:
             subject=meta.subject, type_name=meta.type_name, code=f"{meta.code_number}/{meta.code_notation}",
             promulgation_date=meta.promulgation_date, business_doc_type=meta.business_doc_type,
             refers_to=original.id if original is not None else None,
+            upstream_doc_id=via.doc_id if via is not None else None,
             attachments=tuple(NewAttachment(a.content_id, a.name, a.content_type, a.sha256, a.size,
                                             pdf_states.get(a.content_id)) for a in envelope.attachments),
             deviations=tuple(deviations),
         )
-        event = Event("envelope.accepted", f"agency:{sender}", details={
+        event = Event("envelope.accepted", via.actor if via is not None else f"agency:{sender}", details={
             "envelope_sha256": digest,
             "envelope_size": len(data),
             "signed": envelope.signed,
@@ -216,8 +258,10 @@ class IntakeService:
             "business_doc_type": meta.business_doc_type,
             "refers_to": original.id if original is not None else None,
             "deviations": [d.as_json() for d in deviations],
+            **_arrival_details(via, upstream, envelope),
         })
-        targets = delivery_targets(recipients[c] for c in meta.recipient_ids)
+        # From the upstream, its own agencies are left to it (it fans out); else every recipient gets a delivery.
+        targets = delivery_targets(recipients[c] for c in meta.recipient_ids if via is None or c not in upstream)
         try:
             accepted = await self._accept(message, targets, event)
         except IntegrityError:
@@ -231,7 +275,8 @@ class IntakeService:
         return await self._result(accepted)
 
     async def _resubmitted_or_inspected(
-        self, sender: str, data: bytes, digest: str, kind: str, large_parts: dict[str, LargePart] | None
+        self, sender: str, data: bytes, digest: str, kind: str, large_parts: dict[str, LargePart] | None,
+        via: FromUpstream | None,
     ) -> IntakeResult | tuple[Envelope, Callable[[dict[str, str]], Awaitable[Envelope]]]:
         """Steps 1 to 3: the receipt already given for these bytes (an identical resubmission), or the envelope
         as :func:`~gateway.envelope.inspect_envelope` found it under the sender's register entry, with the way
@@ -247,6 +292,12 @@ class IntakeService:
                 return IntakeResult(await self._receipt_for(session, existing), False, existing.id)
             agencies = AgencyRepository(session)
             agency = await agencies.get(sender)
+            if via is not None:
+                if agency is None:
+                    raise UpstreamSenderUnknown(f"{sender!r} is not in the register: run `gateway upstream "
+                                                "agencies sync`", sender=sender)
+                if agency.delivery_mode != "upstream":
+                    raise UpstreamSenderLocal(sender=sender)
             assert agency is not None  # authenticated agencies exist
             certs = list(await agencies.certificates(sender))
         inspect = functools.partial(
@@ -255,7 +306,7 @@ class IntakeService:
             sender=sender,
             certificates=_trusted(certs),
             now=datetime.now(UTC),
-            policy="channel" if agency.signature_policy == "channel" else "required",
+            policy="upstream" if via is not None else "channel" if agency.signature_policy == "channel" else "required",
             limits=self.limits,
             large_parts=large_parts,
         )
@@ -284,7 +335,7 @@ class IntakeService:
         receipt = await asyncio.to_thread(
             self._sign, _receipt_data_of(accepted.document, accepted.attachments, accepted.deliveries))
         return IntakeResult(receipt, True, accepted.document.id,
-                            push=any(d.mode == "push" for d in accepted.deliveries))
+                            push=any(d.mode in ("push", "upstream") for d in accepted.deliveries))
 
     async def _check_unchanged(self, repo: DocumentRepository, sender: str, document_id: str, digest: str) -> None:
         previous = await repo.by_document_id(sender, document_id)
@@ -323,11 +374,11 @@ class IntakeService:
 
     # -- status messages ---------------------------------------------------------------------------------
 
-    async def submit_status(self, reporter: str, data: bytes) -> IntakeResult:
+    async def submit_status(self, reporter: str, data: bytes, *, via: FromUpstream | None = None) -> IntakeResult:
         """Accept a status message about a document (the steps in the module docstring)."""
         digest = digest_of(data)
         # 1, 2, 3
-        checked = await self._resubmitted_or_inspected(reporter, data, digest, "status", None)
+        checked = await self._resubmitted_or_inspected(reporter, data, digest, "status", None, via)
         if isinstance(checked, IntakeResult):
             return checked
         envelope, _again = checked
@@ -352,7 +403,9 @@ class IntakeService:
                 raise StatusDuplicate()
             codes = status_targets(meta.status_code, reporter, original.sender, recipients)
             agencies_by_code = await AgencyRepository(session).get_many(codes)
-        targets = delivery_targets(agencies_by_code[c] for c in sorted(agencies_by_code))
+        upstream = sorted(c for c, a in agencies_by_code.items() if a.delivery_mode == "upstream")
+        targets = delivery_targets(agencies_by_code[c] for c in sorted(agencies_by_code)
+                                   if via is None or c not in upstream)
         # 7
         await asyncio.to_thread(self.blobs.put, data)
         # 8
@@ -361,8 +414,9 @@ class IntakeService:
             envelope_size=len(data), signed=envelope.signed, signer_certificate=envelope.signature.certificate_sha256,
             priority=original.priority, code=original.code, promulgation_date=original.promulgation_date,
             status_code=meta.status_code, refers_to=original.id, deviations=envelope.deviations,
+            upstream_doc_id=via.doc_id if via is not None else None,
         )
-        event = Event("status.accepted", f"agency:{reporter}", details={
+        event = Event("status.accepted", via.actor if via is not None else f"agency:{reporter}", details={
             "status_code": meta.status_code,
             "refers_to": original.id,
             "original_sender": original.sender,
@@ -372,6 +426,7 @@ class IntakeService:
             "signer_certificate": envelope.signature.certificate_sha256,
             "routed_to": sorted(t.code for t in targets),
             "deviations": [d.as_json() for d in envelope.deviations],
+            **_arrival_details(via, upstream, envelope),
         })
         try:
             accepted = await self._accept(message, targets, event)
@@ -384,6 +439,16 @@ class IntakeService:
                 return IntakeResult(await self._receipt_for(session, winner), False, winner.id)
         # 9
         return await self._result(accepted)
+
+
+def _arrival_details(via: FromUpstream | None, upstream: Sequence[str], envelope: Envelope) -> dict[str, object]:
+    """What an accepted entry adds for a message from the upstream: its DocId there, the recipients it delivers
+    itself, and where the signer's certificate came from (``register``, or ``keyinfo``: the signature's own,
+    for a sender the register holds no certificate of; None when unsigned)."""
+    if via is None:
+        return {}
+    return {"upstream_doc_id": via.doc_id, "left_to_upstream": sorted(upstream),
+            "certificate_source": envelope.signature.certificate_source}
 
 
 async def _original_of_follow_up(repo: DocumentRepository, sender: str, business_document_id: str | None,

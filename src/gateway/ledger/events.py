@@ -25,6 +25,12 @@ EVENT_TYPES: dict[str, str] = {
                                 "agencies sync`): agencies of delivery mode upstream added, updated, deactivated "
                                 "(details: upstream URL and system_id, counts, the codes, what was skipped or "
                                 "dropped and why; lists capped at 1000; never the secret)",
+    "upstream.forwarded": "a document or status was forwarded to the upstream axis (VXP sendEdoc) and accepted "
+                          "there: this entry's forwarded_at is the hand-off instant of its upstream deliveries "
+                          "(details: upstream, upstream_doc_id, deliveries, recipients, attempt)",
+    "upstream.acknowledged": "a message fetched from the upstream axis was acknowledged there (updateStatus): done "
+                             "after its acceptance committed, or fail after a refusal (details: upstream_doc_id, "
+                             "messagetype, status, document or rule)",
     # Intake.
     "envelope.accepted": "an envelope was accepted: this entry's instant is the sent instant (details: recipients, "
                          "attachments, business_doc_type, refers_to for a recall/update/replacement, deviations)",

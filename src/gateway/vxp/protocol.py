@@ -381,12 +381,13 @@ def parse_timestamp(value: str) -> datetime | None:
 
 
 def format_time(moment: datetime) -> str:
-    """An instant in list answers (``created_time``, ``sentTime`` ...): ISO 8601 in Vietnam time, to the
-    second (``2026-11-28T23:35:28+07:00``). The SDK keeps these fields as strings without parsing them
-    (neither VXP.md nor the captures fix a form). A naive datetime is refused: its zone is unknown."""
+    """An instant in list answers (``created_time``, ``sentTime``, ``receivedTime`` ...): ISO 8601 in Vietnam
+    time, to the millisecond (``2026-11-28T23:35:28.419+07:00``), so that a downstream gateway that records the
+    received instant from it loses no more than that. The SDK keeps these fields as strings without parsing
+    them (neither VXP.md nor the captures fix a form). A naive datetime is refused: its zone is unknown."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("format_time needs an aware datetime")
-    return moment.astimezone(VIETNAM).replace(microsecond=0).isoformat()
+    return moment.astimezone(VIETNAM).isoformat(timespec="milliseconds")
 
 
 # --------------------------------------------------------------------------------------------- answers
