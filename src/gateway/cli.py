@@ -548,7 +548,7 @@ register_client_commands(app)
 @app.command()
 def demo(
     timeout: Annotated[float | None, typer.Option(
-        "--timeout", help="give up (exit 1) after this many seconds [default: 60, 90 with --federation]")] = None,
+        "--timeout", help="give up (exit 1) after this many seconds (default 60; 90 with --federation)")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="keep the temporary data directory")] = False,
     federation: Annotated[bool, typer.Option(
         "--federation", help="two gateways instead: a province hub and its upstream axis, a document and its "
