@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -369,7 +369,8 @@ def document(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show where a document is: per recipient, state, received instant, latest status."""
+    """Show where a document is: per recipient, state, received instant, latest status; for a recipient
+    reached through the upstream axis, when the forward was handed off and the upstream's DocId of it."""
     with _errors(), _client(gateway, token) as client:
         state = client.resolve_document(id)
         if wait > 0:
@@ -381,11 +382,27 @@ def document(
 
     typer.echo(f"{state.kind} {state.id}  DocumentId {state.document_id}")
     typer.echo(f"sender {state.sender}, sent at {_local(state.sent_at)}")
+    upstream_doc_id = state.raw.get("upstream_doc_id")
+    if isinstance(upstream_doc_id, str):
+        typer.echo(f"arrived from upstream (DocId {upstream_doc_id})")
     table = Table("recipient", "mode", "state", "received at (+07:00)", "status")
     for r in state.recipients:
         table.add_row(r.code, r.mode or "", r.state, _local(r.received_at).replace(VN_OFFSET, "")
                       if r.received_at else "", r.status or "")
     _console().print(table)
+    # Below the table, one line each, so that a long upstream DocId never wraps a row (issue 15). The fields
+    # are read from the answer as sent: gateways before forwarding existed do not have them.
+    raw_recipients = state.raw.get("recipients")
+    for r, raw in zip(state.recipients, raw_recipients if isinstance(raw_recipients, list) else [], strict=False):
+        if r.mode != "upstream" or not isinstance(raw, dict):
+            continue
+        doc_id, at = raw.get("upstream_doc_id"), raw.get("forwarded_at")
+        if isinstance(doc_id, str) and isinstance(at, str):
+            with suppress(ValueError):  # not RFC 3339: shown as the gateway wrote it
+                at = _local(datetime.fromisoformat(at))
+            typer.echo(f"{r.code}: forwarded upstream (DocId {doc_id}) at {at}")
+        else:
+            typer.echo(f"{r.code}: to be forwarded upstream ({r.state})")
 
 
 @status_app.command("send")

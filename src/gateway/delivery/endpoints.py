@@ -56,7 +56,8 @@ def _delivery_id(value: str) -> str:
 
 def _out(d: Delivery) -> DeliveryOut:
     return DeliveryOut(id=d.id, document=d.document, recipient=d.recipient,
-                       mode="push" if d.mode == "push" else "pull", state=d.state,
+                       mode="push" if d.mode == "push" else "upstream" if d.mode == "upstream" else "pull",
+                       state=d.state,
                        attempts=d.attempts, next_attempt_at=d.next_attempt_at, received_at=d.received_at,
                        last_error=d.last_error, requeued_at=d.requeued_at)
 

@@ -62,7 +62,7 @@ class DeliveryOut(BaseModel):
     id: str
     document: str
     recipient: str
-    mode: Literal["push", "pull"]
+    mode: Literal["push", "pull", "upstream"]
     state: DeliveryState
     attempts: int
     next_attempt_at: datetime | None

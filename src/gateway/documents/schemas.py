@@ -7,17 +7,39 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-DeliveryState = Literal["pending", "in_flight", "retry_wait", "delivered", "dead", "fetched", "failed"]
+#: a delivery's life: push ``pending → in_flight → delivered`` (``retry_wait`` between attempts, ``dead`` when
+#: given up); pull ``pending → fetched → delivered | failed``; upstream ``pending → in_flight → forwarded →
+#: delivered`` (``forwarded``: the upstream axis accepted the forward; ``delivered`` once it reports the
+#: recipient's received instant), or ``retry_wait`` / ``dead`` like push
+DeliveryState = Literal["pending", "in_flight", "retry_wait", "delivered", "dead", "fetched", "failed", "forwarded"]
+DeliveryMode = Literal["push", "pull", "upstream"]
 
 
 class RecipientView(BaseModel):
     code: str
-    state: DeliveryState
-    mode: Literal["push", "pull"]
+    state: DeliveryState = Field(
+        description="pending, in_flight, retry_wait, delivered, dead (push and upstream); pending, fetched, "
+        "delivered, failed (pull); forwarded (upstream: the upstream axis accepted the forward, the recipient "
+        "has not yet received it)"
+    )
+    mode: DeliveryMode = Field(
+        description="push or pull: a local recipient, delivered by this gateway; upstream: a recipient reached "
+        "through the upstream axis, to which this gateway forwards the document"
+    )
     attempts: int
-    received_at: datetime | None
+    received_at: datetime | None = Field(
+        description="the recipient's received instant (Điều 11.2); for mode upstream, as the upstream axis "
+        "reported it"
+    )
     status: str | None = Field(description="the latest edXML status code this recipient reported, or null")
     delivery_id: str
+    upstream_doc_id: str | None = Field(
+        description="mode upstream: the upstream axis's DocId of the forward, once it accepted it; null otherwise"
+    )
+    forwarded_at: datetime | None = Field(
+        description="mode upstream: the instant the upstream axis accepted the forward (the hand-off instant); "
+        "null otherwise"
+    )
 
 
 class AttachmentView(BaseModel):
@@ -72,6 +94,14 @@ class DocumentView(BaseModel):
         "Interoperability)"
     )
     automatic: bool = Field(description="a status 01 the gateway wrote itself when the document arrived")
+    arrived_from_upstream: bool = Field(
+        description="the message arrived from the upstream axis (fetched by the poller) rather than being "
+        "submitted here by a local agency's software"
+    )
+    upstream_doc_id: str | None = Field(
+        description="for a message that arrived from the upstream axis: the upstream's DocId of it; null for a "
+        "message submitted here"
+    )
     statuses: list[StatusRef] = Field(
         description="the status messages about this document, oldest first (the gateway's own 01 and the "
         "agencies' own statuses alike, told apart by automatic)"

@@ -12,6 +12,7 @@ from gateway.documents.models import Document
 from gateway.documents.repository import DocumentRepository
 from gateway.documents.schemas import (
     AttachmentView,
+    DeliveryMode,
     DeliveryState,
     DeviationView,
     DocumentView,
@@ -89,16 +90,20 @@ class DocumentService:
                 RecipientView(
                     code=d.recipient,
                     state=cast(DeliveryState, d.state),
-                    mode="push" if d.mode == "push" else "pull",
+                    mode=cast(DeliveryMode, d.mode),
                     attempts=d.attempts,
                     received_at=d.received_at,
                     status=statuses.get(d.recipient),
                     delivery_id=d.id,
+                    upstream_doc_id=d.upstream_doc_id,
+                    forwarded_at=d.forwarded_at,
                 )
                 for d in deliveries
             ],
             deviations=[DeviationView(code=d["code"], where=d["where"]) for d in json.loads(document.deviations)],
             automatic=document.automatic,
+            arrived_from_upstream=document.upstream_doc_id is not None,
+            upstream_doc_id=document.upstream_doc_id,
             statuses=[StatusRef(id=r.id, sender=r.sender, status_code=r.status_code or "", sent_at=r.sent_at,
                                 automatic=r.automatic) for r in reported],
         )

@@ -37,7 +37,12 @@ def monthly(
     month: Annotated[str, typer.Option(help="YYYY-MM, a calendar month in Asia/Ho_Chi_Minh")],
     as_json: Annotated[bool, typer.Option("--json", help="print the JSON of GET /v1/reports/monthly")] = False,
 ) -> None:
-    """The Điều 15.11 figures per agency for one month."""
+    """The Điều 15.11 figures per agency for one month.
+
+    Each agency's sent documents are split by where they went: local (within this gateway), forwarded
+    (cross-border out: at least one recipient reached through the upstream axis) and from upstream
+    (cross-border in: arrived from the upstream axis).
+    """
     try:
         parsed = Month.parse(month)
     except GatewayError as error:
@@ -56,15 +61,16 @@ def monthly(
     from rich.table import Table
 
     table = Table(
-        "code", "name", "sent", "received", "delivered", "dead", "signed XML", "signed PDF", "median s", "p95 s",
-        "status 06", "with deviations",
+        "code", "name", "sent", "local", "forwarded", "from upstream", "received", "delivered", "dead", "signed XML",
+        "signed PDF", "median s", "p95 s", "status 06", "with deviations",
         title=f"{out.month} ({out.timezone}: {out.start.isoformat()} to {out.end.isoformat()})",
     )
     rows: list[tuple[str, str, Any]] = [(a.code, a.name, a) for a in out.agencies]
     rows.append(("", "total", out.totals))
     for code, name, f in rows:
         table.add_row(
-            code, name, str(f.sent), str(f.received), str(f.delivered), str(f.dead),
+            code, name, str(f.sent), str(f.sent_local), str(f.sent_forwarded), str(f.sent_from_upstream),
+            str(f.received), str(f.delivered), str(f.dead),
             f"{f.signed_xml} {_share(f.signed_xml_share)}".strip(),
             f"{f.signed_pdf} {_share(f.signed_pdf_share)}".strip(),
             _seconds(f.delivery_seconds_median), _seconds(f.delivery_seconds_p95), str(f.status_06),

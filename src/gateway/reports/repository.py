@@ -29,6 +29,10 @@ class SentCounts:
     signed_xml: int
     signed_pdf: int
     status_06: int
+    #: of ``sent``, each document once by where it went (issue 15): the three add up to ``sent``
+    local: int
+    forwarded: int
+    from_upstream: int
 
 
 class ReportRepository:
@@ -37,16 +41,21 @@ class ReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def agencies(self) -> list[tuple[str, str]]:
-        result = await self.session.execute(select(Agency.code, Agency.name).order_by(Agency.code))
-        return [(code, name) for code, name in result]
+    async def agencies(self) -> list[tuple[str, str, bool]]:
+        """Every agency: code, name, and whether it was imported from the upstream's register."""
+        result = await self.session.execute(select(Agency.code, Agency.name, Agency.source).order_by(Agency.code))
+        return [(code, name, source == "upstream") for code, name, source in result]
 
     async def sent_counts(self, start: datetime, end: datetime) -> dict[str, SentCounts]:
-        """Per sender: documents sent in the range; of them XML-signed, with a valid PDF signature, at status 06."""
+        """Per sender: documents sent in the range; of them XML-signed, with a valid PDF signature, at status 06;
+        and each of them once by where it went: arrived from the upstream axis (``documents.upstream_doc_id``
+        set), else forwarded (at least one delivery of mode ``upstream``), else local."""
         d = Document
         status = aliased(Document)
         pdf_signed = exists().where(Attachment.document == d.id, Attachment.pdf_signature == "valid")
         reached_06 = exists().where(status.kind == "status", status.status_code == "06", status.refers_to == d.id)
+        from_upstream = d.upstream_doc_id.is_not(None)
+        forwarded = exists().where(Delivery.document == d.id, Delivery.mode == "upstream")
         stmt = (
             select(
                 d.sender,
@@ -54,14 +63,18 @@ class ReportRepository:
                 func.sum(case((d.signed, 1), else_=0)),
                 func.sum(case((pdf_signed, 1), else_=0)),
                 func.sum(case((reached_06, 1), else_=0)),
+                func.sum(case((from_upstream, 0), (forwarded, 0), else_=1)),
+                func.sum(case((from_upstream, 0), (forwarded, 1), else_=0)),
+                func.sum(case((from_upstream, 1), else_=0)),
             )
             .where(d.kind == "document", d.sent_at >= start, d.sent_at < end)
             .group_by(d.sender)
         )
         result = await self.session.execute(stmt)
         return {
-            sender: SentCounts(int(sent), int(xml or 0), int(pdf or 0), int(s06 or 0))
-            for sender, sent, xml, pdf, s06 in result
+            sender: SentCounts(int(sent), int(xml or 0), int(pdf or 0), int(s06 or 0), int(local or 0),
+                               int(fwd or 0), int(up or 0))
+            for sender, sent, xml, pdf, s06, local, fwd, up in result
         }
 
     async def deviations(self, start: datetime, end: datetime) -> dict[str, Counter[str]]:

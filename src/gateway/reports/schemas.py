@@ -26,6 +26,18 @@ class FiguresOut(BaseModel):
         description="deviation code → messages sent in the month that carry it (README, Interoperability)"
     )
     with_deviations: int = Field(description="messages sent in the month that carry at least one deviation")
+    sent_local: int = Field(
+        description="of sent, documents carried within this gateway: submitted here by a local agency and "
+        "addressed to local agencies only"
+    )
+    sent_forwarded: int = Field(
+        description="of sent, cross-border documents going out: submitted here with at least one recipient reached "
+        "through the upstream axis (a delivery of mode upstream), whether or not it also has local recipients"
+    )
+    sent_from_upstream: int = Field(
+        description="of sent, cross-border documents coming in: they arrived from the upstream axis (their sender "
+        "is the upstream agency that sent them). sent_local + sent_forwarded + sent_from_upstream = sent"
+    )
 
     @classmethod
     def fields_of(cls, f: Figures) -> dict[str, Any]:
@@ -34,7 +46,8 @@ class FiguresOut(BaseModel):
             "signed_xml": f.signed_xml, "signed_pdf": f.signed_pdf, "signed_xml_share": f.signed_xml_share,
             "signed_pdf_share": f.signed_pdf_share, "delivery_seconds_median": f.delivery_seconds_median,
             "delivery_seconds_p95": f.delivery_seconds_p95, "status_06": f.status_06,
-            "deviations": f.deviations, "with_deviations": f.with_deviations,
+            "deviations": f.deviations, "with_deviations": f.with_deviations, "sent_local": f.sent_local,
+            "sent_forwarded": f.sent_forwarded, "sent_from_upstream": f.sent_from_upstream,
         }
 
 

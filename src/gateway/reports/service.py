@@ -20,13 +20,25 @@ Per agency:
                             PostgreSQL ``percentile_cont`` and numpy's default); null when nothing was received
 ``status_06``               of ``sent``, documents that have reached status 06 (a status message with code 06
                             referring to them), as of when the report is made
+``sent_local``              of ``sent``, documents carried within this gateway: submitted here by a local
+                            agency and addressed to local agencies only
+``sent_forwarded``          of ``sent``, cross-border documents going out: submitted here, with at least one
+                            recipient reached through the upstream axis (a delivery of mode ``upstream``),
+                            local recipients or not
+``sent_from_upstream``      of ``sent``, cross-border documents coming in: they arrived from the upstream
+                            axis (``documents.upstream_doc_id`` set; the sender is the upstream agency that
+                            sent them); counted here even should one of them also have an upstream delivery
 ``deviations``              deviation code → how many messages (documents and statuses) the agency sent in
                             the month carry it (README, "Interoperability"): what to ask its vendor to fix
 ``with_deviations``         how many messages it sent in the month carry at least one deviation
 ==========================  ======================================================================================
 
-``totals`` holds the same figures over all agencies. Every registered agency is listed, idle ones with
-zeros, so that the report is complete.
+``sent_local + sent_forwarded + sent_from_upstream = sent``: each document is counted once, so the
+report separates local from cross-border traffic per agency and in the totals.
+
+``totals`` holds the same figures over all agencies. Every local agency is listed, idle ones with zeros, so
+that the report is complete; an agency imported from the upstream's register (there may be hundreds) is listed
+only when it had traffic in the month.
 """
 
 from __future__ import annotations
@@ -101,6 +113,9 @@ class Figures:
     status_06: int
     deviations: dict[str, int]
     with_deviations: int
+    sent_local: int
+    sent_forwarded: int
+    sent_from_upstream: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +150,9 @@ def _figures(counts: SentCounts, delivered: int, dead: int, durations: list[floa
         status_06=counts.status_06,
         deviations={code: n for code, n in sorted(deviations.items()) if code != MARKED},
         with_deviations=deviations[MARKED],
+        sent_local=counts.local,
+        sent_forwarded=counts.forwarded,
+        sent_from_upstream=counts.from_upstream,
     )
 
 
@@ -149,7 +167,7 @@ async def monthly_report(session: AsyncSession, month: Month, *, now: datetime |
     async for recipient, sent_at, received_at in repo.received(start, end):
         durations[recipient].append((received_at - sent_at).total_seconds())
 
-    none = SentCounts(0, 0, 0, 0)
+    none = SentCounts(0, 0, 0, 0, 0, 0, 0)
     rows = [
         AgencyFigures(
             code=code,
@@ -157,13 +175,19 @@ async def monthly_report(session: AsyncSession, month: Month, *, now: datetime |
             figures=_figures(sent.get(code, none), final.get((code, "delivered"), 0), final.get((code, "dead"), 0),
                              list(durations.get(code, [])), deviations.get(code, Counter())),
         )
-        for code, name in agencies
+        for code, name, upstream in agencies
+        # an agency of the upstream's register (hundreds of them) is listed only when it had traffic
+        if not upstream or code in sent or code in durations or code in deviations
+        or any(key[0] == code for key in final)
     ]
     total_counts = SentCounts(
         sent=sum(c.sent for c in sent.values()),
         signed_xml=sum(c.signed_xml for c in sent.values()),
         signed_pdf=sum(c.signed_pdf for c in sent.values()),
         status_06=sum(c.status_06 for c in sent.values()),
+        local=sum(c.local for c in sent.values()),
+        forwarded=sum(c.forwarded for c in sent.values()),
+        from_upstream=sum(c.from_upstream for c in sent.values()),
     )
     totals = _figures(
         total_counts,
