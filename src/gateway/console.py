@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Awaitable, Callable
 from typing import NoReturn, TypeVar
 
-import structlog
 import typer
 
 from gateway import logs
@@ -29,8 +27,7 @@ def run_on_database(fn: Callable[[Database, Settings], Awaitable[T]]) -> T:
     """``fn(db, settings)`` on the configured database, disposed afterwards; a GatewayError is :func:`fail`."""
     settings = Settings()
     # Logs go to standard error: standard output carries the answer (JSON or a table).
-    logs.configure(settings.log_level, json=settings.log_json)
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    logs.configure(settings.log_level, json=settings.log_json, to_stderr=True)
 
     async def runner() -> T:
         db = create_database(settings.effective_database_url)

@@ -6,9 +6,11 @@ Nothing here logs headers or bodies: tokens, keys and document content never rea
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from starlette.requests import Request
@@ -17,7 +19,19 @@ from starlette.responses import Response
 REQUEST_ID_HEADER = "X-Request-ID"
 
 
-def configure(level: str = "info", *, json: bool = True) -> None:
+def _print_logger(to_stderr: bool) -> Callable[..., structlog.PrintLogger]:
+    """A logger factory that writes to the process's stream AS IT IS when each logger is made (never a stream
+    captured once: a test's capture, or a console command's, is closed afterwards)."""
+    def factory(*_args: Any) -> structlog.PrintLogger:
+        return structlog.PrintLogger(sys.stderr if to_stderr else sys.stdout)
+
+    return factory
+
+
+def configure(level: str = "info", *, json: bool = True, to_stderr: bool = False) -> None:
+    """Every setting of structlog, each time (nothing is inherited from an earlier call): the level, JSON or
+    console lines, and the stream (standard output; standard error for console commands, whose standard
+    output carries their answer)."""
     processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -30,6 +44,7 @@ def configure(level: str = "info", *, json: bool = True) -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=_print_logger(to_stderr),
         cache_logger_on_first_use=False,
     )
 
