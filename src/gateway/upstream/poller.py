@@ -99,7 +99,11 @@ class UpstreamPoller:
         self.owner = owner or poller_id()
         self.wake = wake
         self.interval = settings.upstream_poll_seconds
-        self.lease = timedelta(seconds=max(60.0, 3 * self.interval))
+        # The delivery workers' lease length (GATEWAY_LEASE_SECONDS), and at least three polls: a process killed
+        # while holding it delays the next round by at most that. Renewed before each item, so a long round
+        # keeps it; should it lapse during one slow call anyway, a second poller taking the same item is
+        # harmless (acceptance is idempotent on the bytes).
+        self.lease = timedelta(seconds=max(settings.lease_seconds, 3 * self.interval))
         self.receipts = UpstreamReceipts(db)
         self.refusals = RefusalLog(db)
         self.via_system = client.system_id
@@ -128,10 +132,11 @@ class UpstreamPoller:
             try:
                 if await self.hold():
                     done = await self.round()
-                    if done.accepted or done.refused or done.delivered or done.errors:
+                    if done.accepted or done.already_here or done.echoes or done.refused or done.delivered \
+                            or done.errors:
                         _log.info("upstream round", poller=self.owner, accepted=done.accepted,
-                                  already_here=done.already_here, refused=done.refused, delivered=done.delivered,
-                                  errors=done.errors[:5])
+                                  already_here=done.already_here, echoes=done.echoes, refused=done.refused,
+                                  delivered=done.delivered, errors=done.errors[:5])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database or the upstream failed: the next round tries again
