@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with (
                 checkpoint_task(db, app.state.gateway_key, settings),
                 delivery_workers(settings, db, app.state.blobs, app.state.gateway_key, forwarder) as worker,
-                upstream_poller(settings, db, app.state.intake, upstream,
+                upstream_poller(settings, db, app.state.intake, upstream if settings.run_workers else None,
                                 wake=worker.notify if worker is not None else None),
             ):
                 app.state.worker = worker

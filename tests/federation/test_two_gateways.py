@@ -261,3 +261,23 @@ def test_downstream_killed_between_acceptance_and_acknowledgement(tmp_path: Path
         _one(b.ledger(type="delivery.delivered", document=doc_b), "delivery.delivered on B")
         for gateway in (a, b):
             assert gateway.verify_ledger().startswith("ledger OK"), gateway
+
+
+def test_a_separate_gateway_worker_forwards_and_polls(tmp_path: Path, pg_url: str) -> None:
+    """``gateway worker`` (serve without workers beside it) carries both directions: the forwarder and the
+    upstream poller run there too."""
+    with two_gateways(tmp_path, pg_url, worker_process=True) as fed:
+        a, b, a1, b1 = fed.a, fed.b, fed.a1, fed.b1
+        assert a.env["GATEWAY_RUN_WORKERS"] == "false"
+        doc_a = a.send(a1, a1.envelope(b1, code_number="303", code_notation="UBND-VP"))
+        forwarded = _one(fed.wait("the worker's forward", lambda: a.ledger(type="upstream.forwarded", document=doc_a)),
+                         "upstream.forwarded on A")
+        assert a.worker is not None
+        assert forwarded["details"]["worker"].split(":")[1] == str(a.worker.pid)  # the worker process's, not serve's
+        doc_b = b.send(b1, b1.envelope(a1, code_number="404", code_notation="VPCP-TH"))
+        inbound_id = b.document(doc_b)["document_id"]
+        _one(fed.wait("the worker's poller accepting the inbound document",
+                      lambda: a.ledger(type="envelope.accepted", document_id=inbound_id)), "envelope.accepted on A")
+        items = fed.wait("the inbound document in A1's inbox",
+                         lambda: [i for i in a.inbox(a1) if i["kind"] == "document"])
+        assert len(items) == 1

@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -123,6 +124,7 @@ class Gateway:
         self.runs: list[Path] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self._serving: AbstractContextManager[subprocess.Popen[bytes]] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
         return f"Gateway({self.name} on {self.base})"
@@ -162,6 +164,15 @@ class Gateway:
         self._serving = serving(self.env, self.port, self.root, log)
         self.proc = self._serving.__enter__()
 
+    def start_worker(self) -> None:
+        """``gateway worker`` on the same database and data directory: the push worker, the forwarder and the
+        upstream poller in a process of their own (serve then runs with ``GATEWAY_RUN_WORKERS=false``)."""
+        log = self.root / f"worker-{len(self.runs) + 1}.log"
+        self.runs.append(log)
+        with log.open("wb") as out:
+            self.worker = subprocess.Popen([sys.executable, "-m", "gateway", "worker"], env=dict(self.env),
+                                           cwd=self.root, stdout=out, stderr=subprocess.STDOUT)
+
     def kill(self) -> None:
         """SIGKILL: no shutdown, no goodbye (the database keeps what was committed)."""
         assert self.proc is not None
@@ -174,6 +185,13 @@ class Gateway:
     def stop(self) -> None:
         """SIGTERM, and SIGKILL if it has not exited within 20 s (a test must not leave a gateway behind)."""
         try:
+            if self.worker is not None and self.worker.poll() is None:
+                self.worker.terminate()
+                try:
+                    self.worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.worker.kill()
+                    self.worker.wait(timeout=10)
             if self.proc is not None and self.proc.poll() is None:
                 self.proc.terminate()
                 try:
@@ -418,9 +436,11 @@ def _write_pem(root: Path, name: str, pem: str) -> str:
 
 
 @contextmanager
-def two_gateways(root: Path, upstream_database_url: str, *, through_proxy: bool = False) -> Iterator[Federation]:
+def two_gateways(root: Path, upstream_database_url: str, *, through_proxy: bool = False,
+                 worker_process: bool = False) -> Iterator[Federation]:
     """B serving on ``upstream_database_url`` (PostgreSQL) and A serving on SQLite under ``root``, set up as the
-    module docstring says; with ``through_proxy``, A reaches B's ``/vxp`` through a :class:`HoldingProxy`.
+    module docstring says; with ``through_proxy``, A reaches B's ``/vxp`` through a :class:`HoldingProxy`; with
+    ``worker_process``, A's worker, forwarder and poller run in a ``gateway worker`` of their own, not in serve.
     Both stopped afterwards.
 
     Each console command is a process of its own (about two seconds of imports, mostly CPU): B's commands and
@@ -477,5 +497,9 @@ def two_gateways(root: Path, upstream_database_url: str, *, through_proxy: bool 
                       **UPSTREAM_SETTINGS})
         # B's register, imported (B1 arrives as an agency of delivery mode upstream); then A serves.
         sync = a.cli_json("upstream", "agencies", "sync")
+        if worker_process:
+            a.env["GATEWAY_RUN_WORKERS"] = "false"
         a.start()
+        if worker_process:
+            a.start_worker()
         yield Federation(a=a, b=b, a1=a1, b1=b1, system=system, sync=sync, proxy=proxy)

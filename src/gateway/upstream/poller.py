@@ -276,8 +276,9 @@ class UpstreamPoller:
 @contextlib.asynccontextmanager
 async def upstream_poller(settings: Settings, db: Database, intake: IntakeService, client: UpstreamClient | None,
                           wake: Callable[[], None] | None = None) -> AsyncIterator[UpstreamPoller | None]:
-    """The poller of ``gateway serve`` / ``gateway worker`` (None without an upstream or without workers)."""
-    if client is None or not settings.run_workers:
+    """The poller of ``gateway serve`` (when it runs the workers) and ``gateway worker``; None without an
+    upstream client."""
+    if client is None:
         yield None
         return
     poller = UpstreamPoller(db, intake, client, settings, wake=wake)
