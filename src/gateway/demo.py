@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.client import (
     AgencyKey,
@@ -423,6 +423,13 @@ class Demo:
             say(f"[8] ledger            verified: ok, {check.size} entries recomputed from genesis{extra} "
                 "(GET /v1/ledger/verify)")
 
+    def failure_where(self) -> str:
+        return ""
+
+    def failure_logs(self) -> str:
+        tail = self.log_tail()
+        return f"  the gateway's log ({self.log_path}):\n{tail}" if tail else ""
+
     @property
     def gateway_pid(self) -> int:
         return self.gateway.pid if self.gateway is not None else 0
@@ -438,14 +445,31 @@ def _workdir(keep: bool) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def run_demo(*, timeout: float = 60.0, keep: bool = False, say: Callable[[str], None] | None = None) -> int:
-    """Run the demo; returns the exit code (0: every step done, 1: a step failed or the time ran out)."""
+class Story(Protocol):
+    """What :func:`run_story` runs: ``gateway demo`` (:class:`Demo`) or ``gateway demo --federation``."""
+
+    started: float
+    timed_out: threading.Event
+
+    def _watchdog(self) -> None: ...
+    def run(self) -> None: ...
+    def stop(self) -> None: ...
+    def failure_where(self) -> str:
+        """Where a failure happened, as words to put after "demo failed" (may be empty)."""
+    def failure_logs(self) -> str:
+        """The logs worth printing after a failure (may be empty)."""
+
+
+def run_story(make: Callable[[Path, float, Callable[[str], None]], Story], *, timeout: float, keep: bool,
+              say: Callable[[str], None] | None = None) -> int:
+    """Run a demo in a temporary directory under a watchdog; returns the exit code (0: every step done, 1: a step
+    failed or the time ran out, said on standard error with the logs)."""
     def out(line: str) -> None:
         print(line, flush=True)
 
     emit = say or out
     with _workdir(keep) as workdir:
-        demo = Demo(workdir, timeout, emit)
+        demo = make(workdir, timeout, emit)
         watchdog = threading.Timer(timeout, demo._watchdog)
         watchdog.daemon = True
         watchdog.start()
@@ -457,11 +481,11 @@ def run_demo(*, timeout: float = 60.0, keep: bool = False, say: Callable[[str], 
                 reason = f"unexpected {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
             if demo.timed_out.is_set() and not isinstance(exc, DemoFailed):
                 reason = f"the time ran out ({exc})"
-            print(f"demo failed after {time.monotonic() - demo.started:.1f} s (limit {timeout:g} s): {reason}",
-                  file=sys.stderr, flush=True)
-            tail = demo.log_tail()
-            if tail:
-                print(f"  the gateway's log ({demo.log_path}):\n{tail}", file=sys.stderr, flush=True)
+            print(f"demo failed{demo.failure_where()} after {time.monotonic() - demo.started:.1f} s "
+                  f"(limit {timeout:g} s): {reason}", file=sys.stderr, flush=True)
+            logs = demo.failure_logs()
+            if logs:
+                print(logs, file=sys.stderr, flush=True)
             return 1
         finally:
             watchdog.cancel()
@@ -470,3 +494,8 @@ def run_demo(*, timeout: float = 60.0, keep: bool = False, say: Callable[[str], 
         emit(f"demo finished in {time.monotonic() - demo.started:.1f} s: every step verified. "
              + (f"Data kept in {workdir}." if keep else "The temporary directory is removed."))
         return 0
+
+
+def run_demo(*, timeout: float = 60.0, keep: bool = False, say: Callable[[str], None] | None = None) -> int:
+    """Run the demo; returns the exit code (0: every step done, 1: a step failed or the time ran out)."""
+    return run_story(Demo, timeout=timeout, keep=keep, say=say)

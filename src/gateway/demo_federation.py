@@ -34,7 +34,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +45,6 @@ from cryptography.hazmat.primitives import serialization
 from gateway.client import (
     AgencyKey,
     Attachment,
-    ClientError,
     DocumentState,
     GatewayClient,
     InboxEntry,
@@ -56,7 +54,7 @@ from gateway.client import (
     generate_test_key,
 )
 from gateway.client.cli import print_receipt
-from gateway.demo import STATUS_NAMES, Demo, DemoFailed, _free_port, _local, _workdir, demo_pdf
+from gateway.demo import STATUS_NAMES, Demo, DemoFailed, _free_port, _local, demo_pdf, run_story
 
 __all__ = ["run_federation_demo"]
 
@@ -181,6 +179,12 @@ class FederationDemo:
 
     def begin(self, step: str) -> None:
         self.step = step
+
+    def failure_where(self) -> str:
+        return f" at step {self.step}"
+
+    def failure_logs(self) -> str:
+        return self.log_tails()
 
     # -- the story -------------------------------------------------------------------------------------------
 
@@ -426,33 +430,4 @@ def _local_text(value: Any) -> str:
 
 def run_federation_demo(*, timeout: float = 90.0, keep: bool = False, say: Callable[[str], None] | None = None) -> int:
     """Run the federation demo; returns the exit code (0: every step done, 1: a step failed or the time ran out)."""
-    def out(line: str) -> None:
-        print(line, flush=True)
-
-    emit = say or out
-    with _workdir(keep) as workdir:
-        demo = FederationDemo(workdir, timeout, emit)
-        watchdog = threading.Timer(timeout, demo._watchdog)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            demo.run()
-        except Exception as exc:
-            reason = str(exc)
-            if not isinstance(exc, DemoFailed | ClientError | OSError):
-                reason = f"unexpected {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
-            if demo.timed_out.is_set() and not isinstance(exc, DemoFailed):
-                reason = f"the time ran out ({exc})"
-            print(f"demo failed at step {demo.step} after {time.monotonic() - demo.started:.1f} s "
-                  f"(limit {timeout:g} s): {reason}", file=sys.stderr, flush=True)
-            tails = demo.log_tails()
-            if tails:
-                print(tails, file=sys.stderr, flush=True)
-            return 1
-        finally:
-            watchdog.cancel()
-            demo.stop()
-        emit("")
-        emit(f"demo finished in {time.monotonic() - demo.started:.1f} s: every step verified. "
-             + (f"Data kept in {workdir}." if keep else "The temporary directory is removed."))
-        return 0
+    return run_story(FederationDemo, timeout=timeout, keep=keep, say=say)
