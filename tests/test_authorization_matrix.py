@@ -46,6 +46,9 @@ MATRIX: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/v1/ledger/checkpoints"): {"A": OK, "admin": OK},
     # No checkpoint is signed yet in this world: readers get the 404 that says so, strangers still 401.
     ("GET", "/v1/ledger/checkpoints/latest"): {"A": 404, "admin": 404},
+    # Proofs are hashes only: any authenticated caller; no checkpoint yet in this world, so the 422 that says so.
+    ("GET", "/v1/ledger/proof/inclusion"): {"A": 422, "admin": 422, "auditor": 422},
+    ("GET", "/v1/ledger/proof/consistency"): {"A": 422, "admin": 422, "auditor": 422},
     ("GET", "/v1/reports/monthly"): {"A": 403, "admin": OK, "auditor": OK},
     ("GET", "/v1/vxp/systems"): {"A": 403, "admin": OK, "auditor": OK},
     ("POST", "/v1/vxp/systems"): {"A": 403, "auditor": 403, "admin": OK},
@@ -105,6 +108,10 @@ async def _call(client: httpx.AsyncClient, w: dict[str, Any], method: str, path:
         params = {"document_id": w["view"]["document_id"]}
     elif path == "/v1/reports/monthly":
         params = {"month": "2026-11"}
+    elif path == "/v1/ledger/proof/inclusion":
+        params = {"seq": "0"}
+    elif path == "/v1/ledger/proof/consistency":
+        params = {"from": "1"}
     elif path.endswith("/ack"):
         body = {"result": "done"}
     elif path == "/v1/envelopes":

@@ -8,7 +8,8 @@ The gateway signs only what it has verified: before signing, the entries since t
 are recomputed from that checkpoint's head (from genesis for the first), and the previous head must still
 be the stored hash. A broken or rewritten chain, or a ledger shorter than what was signed, is refused with
 :class:`CheckpointRefused` and logged, never signed over. That is what lets ``gateway ledger verify --from checkpoint``
-trust the entries below its anchor.
+trust the entries below its anchor. The same verified entries extend the ledger's Merkle tree
+(:mod:`gateway.ledger.tree`) before the checkpoint is signed, and the checkpoint keeps the tree's root at its size.
 
 Several gateway processes may run the task: a PostgreSQL advisory lock lets one sign at a time, and the
 checkpoint's size is its primary key, so a race can only fail, never fork.
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.db import Database
+from gateway.ledger import tree
 from gateway.ledger.chain import GENESIS_PREV_HASH, ChainBroken, ChainWalker
 from gateway.ledger.checkpoint import SignedCheckpoint, sign
 from gateway.ledger.models import LedgerCheckpoint
@@ -106,6 +108,9 @@ async def checkpoint_if_due(
             if not due:
                 return None
             await _verify_since(session, start, prev_hash, size)
+            # The Merkle tree over the entries just verified, and its root at this size (gateway.ledger.tree).
+            await tree.extend(session, size)
+            root_hash = (await tree.root(session, size)).hex()
             checkpoint = sign(key.private_key, key.certificate, size, head_hash, max(instant, head_at))
             await checkpoints.add(
                 LedgerCheckpoint(
@@ -115,6 +120,7 @@ async def checkpoint_if_due(
                     algorithm=checkpoint.algorithm,
                     signature=checkpoint.signature,
                     certificate_sha256=checkpoint.certificate_sha256,
+                    root_hash=root_hash,
                 )
             )
     except IntegrityError:

@@ -12,8 +12,9 @@ from fastapi.responses import StreamingResponse
 
 from gateway.db import Database
 from gateway.deps import CurrentOperator, CurrentPrincipal, DatabaseDep, GatewayKeyDep, SessionDep
+from gateway.ledger import merkle, tree
 from gateway.ledger.chain import format_instant
-from gateway.ledger.errors import CheckpointNotFound, LedgerFilterInvalid
+from gateway.ledger.errors import CheckpointNotFound, LedgerFilterInvalid, ProofUnavailable
 from gateway.ledger.models import LedgerEntry
 from gateway.ledger.query import (
     LedgerFilter,
@@ -27,6 +28,8 @@ from gateway.ledger.repository import CheckpointRepository, LedgerRepository
 from gateway.ledger.schemas import (
     CheckpointOut,
     CheckpointPage,
+    ConsistencyProofOut,
+    InclusionProofOut,
     LedgerEntryOut,
     LedgerPage,
     VerifyOut,
@@ -202,7 +205,7 @@ async def list_checkpoints(
     more = len(rows) > page_size
     rows = rows[:page_size]
     return CheckpointPage(
-        items=[CheckpointOut.of(signed(r)) for r in rows],
+        items=[CheckpointOut.of(signed(r), r.root_hash) for r in rows],
         next=encode_cursor(rows[-1].size) if more and rows else None,
     )
 
@@ -216,4 +219,66 @@ async def latest_checkpoint(principal: CurrentPrincipal, session: SessionDep) ->
     row = await CheckpointRepository(session).latest()
     if row is None:
         raise CheckpointNotFound("no checkpoint has been signed yet")
-    return CheckpointOut.of(signed(row))
+    return CheckpointOut.of(signed(row), row.root_hash)
+
+
+async def _tree_size(session: SessionDep) -> int:
+    """The largest size proofs can be given for: the latest checkpoint's (its root is signed)."""
+    row = await CheckpointRepository(session).latest()
+    if row is None or row.root_hash is None:
+        raise ProofUnavailable("no checkpoint with a Merkle root has been signed yet")
+    return row.size
+
+
+@router.get(
+    "/proof/inclusion",
+    response_model=InclusionProofOut,
+    responses=problems(Unauthenticated, ProofUnavailable),
+)
+async def inclusion_proof(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    seq: Annotated[int, Query(ge=0, description="the entry")],
+    size: Annotated[int | None, Query(ge=1, description="a tree size up to the latest checkpoint's "
+                                                        "(default: that size)")] = None,
+) -> InclusionProofOut:
+    """The entry's inclusion proof in the tree of ``size`` leaves (RFC 9162 §2.1.3), to check against a
+    checkpoint's ``root_hash``. Hashes only: any authenticated caller may ask."""
+    covered = await _tree_size(session)
+    size = covered if size is None else size
+    if size > covered:
+        raise ProofUnavailable(f"the tree covers {covered} entries (the latest checkpoint)", field="size")
+    if seq >= size:
+        raise ProofUnavailable(f"entry {seq} is not among the first {size}", field="seq")
+    entry_hash = (await LedgerRepository(session).hashes_at([seq]))[seq]
+    proof = await tree.inclusion_proof(session, seq, size)
+    root = await tree.root(session, size)
+    return InclusionProofOut(seq=seq, size=size, entry_hash=entry_hash,
+                             leaf_hash=merkle.leaf_hash(bytes.fromhex(entry_hash)).hex(), root_hash=root.hex(),
+                             proof=[p.hex() for p in proof])
+
+
+@router.get(
+    "/proof/consistency",
+    response_model=ConsistencyProofOut,
+    responses=problems(Unauthenticated, ProofUnavailable),
+)
+async def consistency_proof(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    from_size: Annotated[int, Query(alias="from", ge=1, description="the older tree size")],
+    to_size: Annotated[int | None, Query(alias="to", ge=1, description="the newer tree size, up to the latest "
+                                                                         "checkpoint's (default: that size)")] = None,
+) -> ConsistencyProofOut:
+    """The proof that the tree of ``from`` leaves is a prefix of the tree of ``to`` leaves (RFC 9162 §2.1.4):
+    what a witness or an auditor holding an older checkpoint checks to know the ledger was only appended to."""
+    covered = await _tree_size(session)
+    to_size = covered if to_size is None else to_size
+    if to_size > covered:
+        raise ProofUnavailable(f"the tree covers {covered} entries (the latest checkpoint)", field="to")
+    if from_size > to_size:
+        raise ProofUnavailable("from is larger than to", field="from")
+    proof = await tree.consistency_proof(session, from_size, to_size)
+    return ConsistencyProofOut(from_size=from_size, to_size=to_size,
+                               from_root=(await tree.root(session, from_size)).hex(),
+                               to_root=(await tree.root(session, to_size)).hex(), proof=[p.hex() for p in proof])

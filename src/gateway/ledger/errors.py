@@ -16,3 +16,13 @@ class LedgerFilterInvalid(GatewayError):
 class CheckpointNotFound(NotFound):
     slug = "ledger-checkpoint-not-found"
     title = "No such ledger checkpoint"
+
+
+class ProofUnavailable(GatewayError):
+    """A proof was asked for sizes the checkpointed tree does not cover, or that cannot hold the entry (``seq`` ≥
+    ``size``, ``from`` > ``to``): proofs exist up to the latest checkpoint's size (the tree is extended when a
+    checkpoint is signed). ``field`` names the parameter."""
+
+    status = 422
+    slug = "ledger-proof-unavailable"
+    title = "No proof for these sizes: the tree covers the entries up to the latest checkpoint"

@@ -1,10 +1,11 @@
-"""ORM mapping of the ledger (migration 0001) and its signed checkpoints (0003); both append-only."""
+"""ORM mapping of the ledger (migration 0001), its signed checkpoints (0003) and its Merkle tree's nodes (0009);
+all append-only."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, String, Text
+from sqlalchemy import BigInteger, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.base import Base, UTCDateTime
@@ -55,3 +56,15 @@ class LedgerCheckpoint(Base):
     algorithm: Mapped[str] = mapped_column(String(32))
     signature: Mapped[str] = mapped_column(Text)  # base64
     certificate_sha256: Mapped[str] = mapped_column(String(64))
+    #: the Merkle tree's root at ``size`` (gateway.ledger.tree; null for a checkpoint signed before 0009)
+    root_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class LedgerMerkleNode(Base):
+    """The hash of one complete perfect subtree of the ledger's Merkle tree (gateway.ledger.merkle)."""
+
+    __tablename__ = "ledger_merkle_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))

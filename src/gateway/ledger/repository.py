@@ -11,16 +11,16 @@ rather than be interpreted).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, column, func, or_, select, table, text
+from sqlalchemy import ColumnElement, column, func, insert, or_, select, table, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from gateway.ledger.chain import UNREADABLE_INSTANT, ChainRow
-from gateway.ledger.models import LedgerCheckpoint, LedgerEntry
+from gateway.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerMerkleNode
 from gateway.ledger.query import LedgerFilter, Visibility
 
 # Any constant will do; it only has to be the same in every gateway process sharing the database.
@@ -229,3 +229,33 @@ class CheckpointRepository:
     async def add(self, checkpoint: LedgerCheckpoint) -> None:
         self.session.add(checkpoint)
         await self.session.flush()
+
+
+class MerkleRepository:
+    """The stored nodes of the ledger's Merkle tree (``ledger_merkle_nodes``), hashes as bytes."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def size(self) -> int:
+        """How many leaves the stored tree covers (its level-0 nodes, always a prefix of the ledger)."""
+        result = await self.session.execute(
+            select(func.max(LedgerMerkleNode.idx)).where(LedgerMerkleNode.level == 0))
+        last: int | None = result.scalar_one_or_none()
+        return 0 if last is None else last + 1
+
+    async def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        wanted = sorted(set(keys))
+        found: dict[tuple[int, int], bytes] = {}
+        for i in range(0, len(wanted), 200):
+            chunk = wanted[i:i + 200]
+            result = await self.session.execute(
+                select(LedgerMerkleNode.level, LedgerMerkleNode.idx, LedgerMerkleNode.hash)
+                .where(tuple_(LedgerMerkleNode.level, LedgerMerkleNode.idx).in_(chunk)))
+            found.update({(level, idx): bytes.fromhex(h) for level, idx, h in result})
+        return found
+
+    async def add(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        if nodes:
+            await self.session.execute(insert(LedgerMerkleNode), [
+                {"level": level, "idx": idx, "hash": h.hex()} for level, idx, h in nodes])

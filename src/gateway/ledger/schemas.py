@@ -109,10 +109,14 @@ class CheckpointOut(BaseModel):
     statement: str = Field(description="the exact signed text (UTF-8 = ASCII), rebuilt from the fields above: "
                                        "'gateway-ledger-checkpoint/v1\\nsize <size>\\nhead <head_hash>\\n"
                                        "time <signed_at>\\n'")
+    root_hash: Hash | None = Field(default=None, description="the root of the ledger's Merkle tree (RFC 9162; "
+                                   "leaf i = entry seq i, leaf data = its 32-byte hash) at `size`; null for a "
+                                   "checkpoint signed before the tree existed")
 
     @classmethod
-    def of(cls, checkpoint: SignedCheckpoint) -> CheckpointOut:
+    def of(cls, checkpoint: SignedCheckpoint, root_hash: str | None = None) -> CheckpointOut:
         return cls(
+            root_hash=root_hash,
             size=checkpoint.size,
             head_hash=checkpoint.head_hash,
             signed_at=format_instant(checkpoint.signed_at),
@@ -126,3 +130,24 @@ class CheckpointOut(BaseModel):
 class CheckpointPage(BaseModel):
     items: list[CheckpointOut]
     next: str | None
+
+
+class InclusionProofOut(BaseModel):
+    """RFC 9162 §2.1.3: the entry's leaf is in the tree of ``size`` leaves whose root is ``root_hash``."""
+
+    seq: int = Field(description="the entry (leaf index)")
+    size: int = Field(description="the tree size the proof is for (a checkpointed size)")
+    entry_hash: Hash = Field(description="the entry's chain hash: the leaf data")
+    leaf_hash: Hash = Field(description="SHA-256(0x00 || entry hash bytes)")
+    root_hash: Hash
+    proof: list[Hash] = Field(description="the audit path, leaf to root (RFC 9162 §2.1.3.1)")
+
+
+class ConsistencyProofOut(BaseModel):
+    """RFC 9162 §2.1.4: the tree of ``from_size`` leaves is a prefix of the tree of ``to_size`` leaves."""
+
+    from_size: int
+    to_size: int
+    from_root: Hash
+    to_root: Hash
+    proof: list[Hash] = Field(description="RFC 9162 §2.1.4.1 PROOF(from_size, D[to_size])")
