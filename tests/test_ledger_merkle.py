@@ -25,6 +25,7 @@ import pytest
 from pymerkle import InmemoryTree
 from pymerkle.hasher import MerkleHasher
 
+from gateway.ledger import merkle
 from gateway.ledger.merkle import (
     EMPTY_ROOT,
     InvalidProof,
@@ -725,3 +726,20 @@ def test_reads_are_logarithmic_and_within_the_size(
     reader = CountingReader(big, 2**16 - 1)
     root(2**16 - 1, reader)
     assert reader.reads == 16
+
+
+def test_the_frontier_knows_every_root_and_resumes_from_stored_nodes() -> None:
+    tree = merkle.MerkleTree()
+    frontier = merkle.Frontier()
+    assert frontier.root() == merkle.EMPTY_ROOT
+    for i in range(300):
+        tree.append(i.to_bytes(4, "big"))
+        frontier.push(merkle.leaf_hash(i.to_bytes(4, "big")))
+        assert frontier.root() == tree.root(), i
+        if i % 37 == 0:
+            resumed = merkle.Frontier.of(tree.size, tree.get)
+            assert (resumed.size, resumed.root()) == (tree.size, tree.root())
+    resumed = merkle.Frontier.of(100, tree.get)
+    for i in range(100, 300):
+        resumed.push(merkle.leaf_hash(i.to_bytes(4, "big")))
+    assert resumed.root() == tree.root()

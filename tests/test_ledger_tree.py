@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from gateway.ledger import merkle, tree
 from gateway.ledger import service as ledger
@@ -110,3 +110,63 @@ async def test_the_tree_extends_in_steps_exactly_as_if_built_at_once(app: FastAP
         assert await tree.inclusion_proof(session, 40, 64) == reference.inclusion_proof(40, 64)
         with pytest.raises(tree.TreeIncomplete):
             await tree.root(session, reference.size + 5)
+
+
+async def _verify(client: httpx.AsyncClient, headers: dict[str, str], start: str = "genesis") -> dict[str, object]:
+    r = await client.get("/v1/ledger/verify", params={"from": start}, headers=headers)
+    assert r.status_code == 200, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+async def _drop_guards(app: FastAPI) -> None:
+    """What an attacker with database access does first (tests/test_ledger_verify.py does the same)."""
+    async with app.state.db.engine.begin() as conn:
+        if app.state.db.dialect == "postgresql":
+            for table in ("ledger_entries", "ledger_checkpoints", "ledger_merkle_nodes"):
+                await conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+        else:
+            for trigger in ("ledger_no_update", "ledger_no_delete", "ledger_checkpoints_no_update",
+                            "ledger_checkpoints_no_delete", "ledger_merkle_nodes_no_update",
+                            "ledger_merkle_nodes_no_delete"):
+                await conn.execute(text(f"DROP TRIGGER {trigger}"))
+
+
+async def test_verify_recomputes_each_checkpoint_root_from_the_entries(
+    app: FastAPI, client: httpx.AsyncClient, auditor_headers: dict[str, str]
+) -> None:
+    await _append(app, 12)
+    await _checkpoint(app)
+    await _append(app, 30)
+    last = await _checkpoint(app)
+    await _append(app, 3)
+    body = await _verify(client, auditor_headers)
+    assert (body["ok"], body["checkpoints_checked"], body["roots_checked"]) == (True, 2, 2)
+    body = await _verify(client, auditor_headers, "checkpoint")  # resumes the tree from the stored nodes
+    assert (body["ok"], body["verified_from"], body["roots_checked"]) == (True, last, 0)
+
+    # A root that is not the entries' (the column edited with the guards dropped) is named.
+    await _drop_guards(app)
+    async with app.state.db.engine.begin() as conn:
+        await conn.execute(text("UPDATE ledger_checkpoints SET root_hash = :r WHERE size = :s"),
+                           {"r": "ab" * 32, "s": last})
+    body = await _verify(client, auditor_headers)
+    assert body["ok"] is False
+    assert body["bad_checkpoint"] == last
+    assert "Merkle root is not the root" in str(body["reason"])
+
+
+async def test_a_tampered_node_makes_proofs_fail_against_the_signed_root(
+    app: FastAPI, client: httpx.AsyncClient, auditor_headers: dict[str, str]
+) -> None:
+    await _append(app, 16)
+    size = await _checkpoint(app)
+    checkpoint_root = bytes.fromhex(
+        (await client.get("/v1/ledger/checkpoints/latest", headers=auditor_headers)).json()["root_hash"])
+    await _drop_guards(app)
+    async with app.state.db.engine.begin() as conn:  # every inner node rewritten
+        await conn.execute(text("UPDATE ledger_merkle_nodes SET hash = :h WHERE level >= 1"), {"h": "cd" * 32})
+    body = (await client.get("/v1/ledger/proof/inclusion", params={"seq": size - 1, "size": size},
+                             headers=auditor_headers)).json()
+    proof = [bytes.fromhex(p) for p in body["proof"]]
+    assert not merkle.verify_inclusion(bytes.fromhex(body["leaf_hash"]), size - 1, size, proof, checkpoint_root)

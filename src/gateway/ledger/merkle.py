@@ -355,6 +355,52 @@ class MerkleTree:
         return size
 
 
+class Frontier:
+    """The right edge of a growing tree, in O(log n) memory: the roots of the perfect subtrees the leaves so far
+    decompose into, largest first. Enough to know MTH at every size as leaves stream by (a verifier walking the
+    ledger), never enough for a proof. ``Frontier.of(size, get)`` resumes from stored nodes."""
+
+    __slots__ = ("_edge", "size")
+
+    def __init__(self) -> None:
+        self._edge: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
+        self.size = 0
+
+    @classmethod
+    def of(cls, size: int, get: NodeReader) -> Frontier:
+        """The frontier of the first ``size`` leaves, read from stored perfect-subtree nodes."""
+        _require_count(size, "size")
+        frontier = cls()
+        start = 0
+        for level in range(size.bit_length() - 1, -1, -1):
+            if size & (1 << level):
+                value = get(level, start >> level)
+                _require_hash(value, f"node ({level}, {start >> level})")
+                frontier._edge.append((level, value))
+                start += 1 << level
+        frontier.size = size
+        return frontier
+
+    def push(self, leaf: bytes) -> None:
+        """Append a leaf by its hash."""
+        _require_hash_argument(leaf, "leaf")
+        level, value = 0, leaf
+        while self._edge and self._edge[-1][0] == level:
+            _, left = self._edge.pop()
+            level, value = level + 1, node_hash(left, value)
+        self._edge.append((level, value))
+        self.size += 1
+
+    def root(self) -> bytes:
+        """MTH of the leaves pushed so far (RFC 9162 §2.1.1): the edge folded from the right."""
+        if not self._edge:
+            return EMPTY_ROOT
+        value = self._edge[-1][1]
+        for _, left in reversed(self._edge[:-1]):
+            value = node_hash(left, value)
+        return value
+
+
 # -- internals -----------------------------------------------------------------------------------------------
 
 

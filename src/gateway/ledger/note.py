@@ -44,7 +44,11 @@ valid signed note, but generic witness and verifier tooling (which knows 0x01, 0
 types) will not verify it**: it ignores the signature as one by an unknown key. Only verifiers that
 implement the ``0xff`` type as documented here (this module, the gateway's offline verifier) check it. A
 gateway key of Ed25519 or ECDSA gives standard notes that any note verifier holding the verifier key
-(:attr:`NoteVerifier.verifier_key`) checks; witnesses that cosign only Ed25519-signed logs want Ed25519.
+(:attr:`NoteVerifier.verifier_key`) checks.
+
+Cosignatures of other types (a witness's timestamped ``0x04`` cosignature/v1, c2sp.org/tlog-cosignature,
+signs another message than the note text) are kept by :func:`add_signature` and handed back unverified by
+:func:`open_note`: no verifier here has their key ID, so they are unknown keys' signatures.
 
 Verifier keys (:attr:`NoteVerifier.verifier_key`, :meth:`NoteVerifier.from_verifier_key`) are written as
 golang.org/x/mod/sumdb/note and transparency-dev write them: ``<name>+<key ID, 8 hex>+<base64(type ||
@@ -325,7 +329,8 @@ class NoteVerifier:
     @classmethod
     def from_verifier_key(cls, vkey: str) -> NoteVerifier:
         """Read ``<name>+<key ID, 8 hex digits>+<base64(type || public key)>``; the key ID must match the key."""
-        parts = vkey.split("+") if isinstance(vkey, str) else []
+        # The name holds no "+", the key ID neither; the base64 key may.
+        parts = vkey.split("+", 2) if isinstance(vkey, str) else []
         if len(parts) != 3:
             raise NoteKeyInvalid("a verifier key is <name>+<key ID>+<base64 key>")
         name, key_id_hex, key_b64 = parts

@@ -81,6 +81,8 @@ class VerifyOut(BaseModel):
     checkpoints_checked: int = Field(description="checkpoints whose signature and head checked out")
     bad_checkpoint: int | None = Field(description="size of the checkpoint at fault, if one is")
     latest_checkpoint: int | None
+    roots_checked: int = Field(default=0, description="checkpoints whose Merkle root was recomputed from the "
+                                                      "verified entries and matched")
 
     @classmethod
     def of(cls, report: VerifyReport) -> VerifyOut:
@@ -92,6 +94,7 @@ class VerifyOut(BaseModel):
             mode=report.mode,
             verified_from=report.verified_from,
             checkpoints_checked=report.checkpoints_checked,
+            roots_checked=report.roots_checked,
             bad_checkpoint=report.bad_checkpoint,
             latest_checkpoint=report.latest_checkpoint,
         )

@@ -106,6 +106,16 @@ def _edge(size: int) -> list[tuple[int, int]]:
     return nodes
 
 
+async def frontier(session: AsyncSession, size: int) -> merkle.Frontier | None:
+    """The right edge of the first ``size`` leaves from the stored nodes; None when they are not all stored."""
+    if size == 0:
+        return merkle.Frontier()
+    found = await MerkleRepository(session).nodes(_edge(size))
+    if len(found) != len(_edge(size)):
+        return None
+    return merkle.Frontier.of(size, lambda level, index: found[(level, index)])
+
+
 async def root(session: AsyncSession, size: int) -> bytes:
     return await _computed(session, lambda get: merkle.root(size, get))
 

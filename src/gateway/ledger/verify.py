@@ -10,7 +10,10 @@ Where recomputation starts:
   then. It exists because a pass over millions of entries takes seconds.
 
 Whatever the start, every checkpoint is checked, in order of size: its signature with the gateway
-certificate, then its head hash against the chain. The answer names the first problem along the ledger:
+certificate, then its head hash against the chain, then (when it carries one, migration 0009) its Merkle root
+against the root recomputed from the verified entries' hashes (:class:`gateway.ledger.merkle.Frontier`, O(log n)
+memory; in ``checkpoint`` mode the frontier resumes from the stored tree at the anchor). The answer names the
+first problem along the ledger:
 
 ==================================  =============================================================================
 problem                             answer
@@ -22,6 +25,8 @@ entries rewritten with new hashes   ``first_bad_seq`` = size of the last checkpo
                                     a later checkpoint's signed head no longer matches (``bad_checkpoint``)
 last entries deleted                ``first_bad_seq`` = the ledger's length: a checkpoint covers more entries
 checkpoint forged or altered        ``bad_checkpoint`` its size, ``first_bad_seq`` null: signature fails
+checkpoint root not the entries'    ``bad_checkpoint`` its size, ``first_bad_seq`` = size of the last checkpoint
+                                    that still matched: its stored root differs from the recomputed one
 ==================================  =============================================================================
 
 ``size`` is the number of entries from genesis that verified (recomputed, or vouched for by a checkpoint);
@@ -44,8 +49,10 @@ from typing import Literal
 from cryptography import x509
 
 from gateway.db import Database
+from gateway.ledger import tree
 from gateway.ledger.chain import GENESIS_PREV_HASH, ChainBroken, ChainRow, ChainWalker
 from gateway.ledger.checkpoint import CheckpointSignatureInvalid, SignedCheckpoint, verify_signature
+from gateway.ledger.merkle import Frontier, leaf_hash
 from gateway.ledger.models import LedgerCheckpoint
 from gateway.ledger.repository import CheckpointRepository, LedgerRepository
 
@@ -65,6 +72,8 @@ class VerifyReport:
     checkpoints_checked: int
     bad_checkpoint: int | None
     latest_checkpoint: int | None
+    #: checkpoints whose Merkle root was recomputed and matched
+    roots_checked: int = 0
 
 
 _gc_pauses = 0
@@ -135,11 +144,15 @@ class _Verification:
         self.certificate = certificate
         self.batch_size = batch_size
         self._checked = 0
+        self._roots_checked = 0
         self._matched = 0  # size of the last checkpoint whose head matched the chain (0: genesis)
+        self._roots: dict[int, str] = {}  # checkpoint size -> its stored Merkle root (hex)
 
     async def run(self, mode: VerifyMode) -> VerifyReport:
         async with self.db.sessionmaker() as session:
-            checkpoints = [signed(row) for row in await CheckpointRepository(session).all()]
+            rows = await CheckpointRepository(session).all()
+        checkpoints = [signed(row) for row in rows]
+        self._roots = {row.size: row.root_hash for row in rows if row.root_hash is not None}
         latest = checkpoints[-1].size if checkpoints else None
         start, prev_hash = 0, GENESIS_PREV_HASH
         try:
@@ -150,15 +163,18 @@ class _Verification:
             return VerifyReport(
                 ok=False, size=failure.size, first_bad_seq=failure.first_bad_seq, reason=failure.reason, mode=mode,
                 verified_from=start, checkpoints_checked=self._checked, bad_checkpoint=failure.bad_checkpoint,
-                latest_checkpoint=latest,
+                latest_checkpoint=latest, roots_checked=self._roots_checked,
             )
         return VerifyReport(
             ok=True, size=size, first_bad_seq=None, reason=None, mode=mode, verified_from=start,
             checkpoints_checked=self._checked, bad_checkpoint=None, latest_checkpoint=latest,
+            roots_checked=self._roots_checked,
         )
 
-    def _check(self, checkpoint: SignedCheckpoint, stored_head: str | None, verified: int) -> None:
-        """One checkpoint against the chain; ``stored_head`` is the (verified or stored) hash of entry size-1."""
+    def _check(self, checkpoint: SignedCheckpoint, stored_head: str | None, verified: int,
+               root: bytes | None = None) -> None:
+        """One checkpoint against the chain; ``stored_head`` is the (verified or stored) hash of entry size-1,
+        ``root`` the Merkle root recomputed from the verified entries at its size (None: not recomputed)."""
         # 1. The signature, with the gateway certificate only.
         if self.certificate is None:
             raise _Failed(verified, None, f"checkpoint at size {checkpoint.size}: no gateway certificate to check it",
@@ -174,6 +190,16 @@ class _Verification:
                 f"entries from {self._matched} on are not those checkpoint {checkpoint.size} signed: rewritten",
                 checkpoint.size,
             )
+        # 3. Its Merkle root, when it has one and the entries below it were recomputed.
+        stored_root = self._roots.get(checkpoint.size)
+        if stored_root is not None and root is not None:
+            if stored_root != root.hex():
+                raise _Failed(
+                    self._matched, self._matched,
+                    f"checkpoint {checkpoint.size}: its Merkle root is not the root of the entries it covers",
+                    checkpoint.size,
+                )
+            self._roots_checked += 1
         self._checked += 1
         self._matched = checkpoint.size
 
@@ -193,14 +219,17 @@ class _Verification:
         return start, prev_hash
 
     async def _walk(self, start: int, prev_hash: str, checkpoints: Sequence[SignedCheckpoint]) -> int:
-        walked = await walk_from(self.db, start, prev_hash, [cp.size for cp in checkpoints], self.batch_size)
+        async with self.db.sessionmaker() as session:
+            frontier = await tree.frontier(session, start)  # None: the stored tree does not reach the anchor
+        walked = await walk_from(self.db, start, prev_hash, [cp.size for cp in checkpoints], self.batch_size,
+                                 frontier)
         size = walked.next_seq
         # Checkpoints that end inside what was recomputed come first: they may name an earlier problem than
         # a break.
         upcoming = list(checkpoints)
         while upcoming and upcoming[0].size <= size:
             cp = upcoming.pop(0)
-            self._check(cp, walked.heads[cp.size], cp.size)
+            self._check(cp, walked.heads[cp.size], cp.size, walked.roots.get(cp.size))
         if walked.broken is not None:
             seq, reason = walked.broken
             raise _Failed(seq, seq, reason)
@@ -226,15 +255,21 @@ class Walked:
     next_seq: int
     broken: tuple[int, str] | None
     heads: dict[int, str]
+    #: the Merkle root at each such size, when a frontier was given
+    roots: dict[int, bytes]
 
 
 async def walk_from(
-    db: Database, start: int, prev_hash: str, marks: Sequence[int], batch_size: int = DEFAULT_BATCH
+    db: Database, start: int, prev_hash: str, marks: Sequence[int], batch_size: int = DEFAULT_BATCH,
+    frontier: Frontier | None = None,
 ) -> Walked:
-    """Recompute the entries from ``start`` (after an entry whose hash is ``prev_hash``) to the last one."""
+    """Recompute the entries from ``start`` (after an entry whose hash is ``prev_hash``) to the last one; with a
+    ``frontier`` (of the first ``start`` leaves), the Merkle root at each mark too."""
     walker = ChainWalker(start, prev_hash)
     pending = sorted(marks)
+    wanted = set(marks)
     heads: dict[int, str] = {}
+    roots: dict[int, bytes] = {}
     broken: tuple[int, str] | None = None
     with _cyclic_gc_paused():
         batches = _batches(db, start - 1 if start > 0 else None, batch_size)
@@ -243,7 +278,16 @@ async def walk_from(
                 batch_start = walker.next_seq
                 try:
                     for i in range(0, len(batch), _SLICE):
-                        walker.feed(batch[i:i + _SLICE])
+                        chunk = batch[i:i + _SLICE]
+                        before = walker.next_seq
+                        try:
+                            walker.feed(chunk)
+                        finally:  # the verified rows of the chunk, even when it broke part-way
+                            if frontier is not None:
+                                for row in chunk[:walker.next_seq - before]:
+                                    frontier.push(leaf_hash(bytes.fromhex(row[10])))
+                                    if frontier.size in wanted:
+                                        roots[frontier.size] = frontier.root()
                         # Let the event loop read the next batch off the socket between slices, so that the
                         # database keeps sending while this process hashes (else it stalls on a full buffer).
                         await asyncio.sleep(0)
@@ -254,7 +298,7 @@ async def walk_from(
                     heads[mark] = batch[mark - 1 - batch_start][10]
                 if broken is not None:
                     break
-    return Walked(walker.next_seq, broken, heads)
+    return Walked(walker.next_seq, broken, heads, roots)
 
 
 async def _fetch(db: Database, after: int | None, limit: int) -> Sequence[ChainRow]:
