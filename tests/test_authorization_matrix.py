@@ -46,6 +46,8 @@ MATRIX: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/v1/ledger/checkpoints"): {"A": OK, "admin": OK},
     # No checkpoint is signed yet in this world: readers get the 404 that says so, strangers still 401.
     ("GET", "/v1/ledger/checkpoints/latest"): {"A": 404, "admin": 404},
+    ("GET", "/v1/ledger/checkpoint"): {"A": 404, "admin": 404, "auditor": 404},
+    ("GET", "/v1/ledger/checkpoint/{size}"): {"A": 404, "admin": 404, "auditor": 404},
     # Proofs are hashes only: any authenticated caller; no checkpoint yet in this world, so the 422 that says so.
     ("GET", "/v1/ledger/proof/inclusion"): {"A": 422, "admin": 422, "auditor": 422},
     ("GET", "/v1/ledger/proof/consistency"): {"A": 422, "admin": 422, "auditor": 422},
@@ -81,8 +83,8 @@ async def _call(client: httpx.AsyncClient, w: dict[str, Any], method: str, path:
     a: Agency = w["a"]
     b: Agency = w["b"]
     spare = make_keypair()
-    url = (path.replace("{code}", a.code).replace("{sha256}", spare.sha256).replace("{token_id}", "nope")
-           .replace("{delivery_id}", w["delivery"]).replace("{id}", w["doc"]))
+    url = (path.replace("{size}", "1").replace("{code}", a.code).replace("{sha256}", spare.sha256)
+           .replace("{token_id}", "nope").replace("{delivery_id}", w["delivery"]).replace("{id}", w["doc"]))
     headers = dict(w["headers"][who])
     params: dict[str, str] = {}
     body: Any = None

@@ -170,3 +170,34 @@ async def test_a_tampered_node_makes_proofs_fail_against_the_signed_root(
                              headers=auditor_headers)).json()
     proof = [bytes.fromhex(p) for p in body["proof"]]
     assert not merkle.verify_inclusion(bytes.fromhex(body["leaf_hash"]), size - 1, size, proof, checkpoint_root)
+
+
+async def test_each_checkpoint_is_also_a_c2sp_signed_note_over_the_root(
+    app: FastAPI, client: httpx.AsyncClient, auditor_headers: dict[str, str]
+) -> None:
+    from gateway.ledger import note
+    from gateway.ledger.checkpointer import default_origin
+
+    r = await client.get("/v1/ledger/checkpoint", headers=auditor_headers)
+    assert r.status_code == 404
+    await _append(app, 9)
+    size = await _checkpoint(app)
+    r = await client.get("/v1/ledger/checkpoint", headers=auditor_headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    origin = default_origin(app.state.gateway_key.certificate)
+    verifier = note.NoteVerifier.from_certificate(origin, app.state.gateway_key.certificate)
+    opened = note.open_note(r.content, [verifier])
+    checkpoint = note.parse_checkpoint(opened.text)
+    assert (checkpoint.origin, checkpoint.size) == (origin, size)
+    assert checkpoint.root == (await _reference(app)).root(size)
+    by_size = await client.get(f"/v1/ledger/checkpoint/{size}", headers=auditor_headers)
+    assert by_size.content == r.content
+    assert (await client.get("/v1/ledger/checkpoint/999999", headers=auditor_headers)).status_code == 404
+    assert (await client.get("/v1/ledger/checkpoint")).status_code == 401
+    listed = (await client.get("/v1/ledger/checkpoints/latest", headers=auditor_headers)).json()
+    assert listed["note"] == r.text
+    # One changed byte of the text, and the gateway's key no longer vouches for it.
+    tampered = r.content.replace(f"\n{size}\n".encode(), f"\n{size + 1}\n".encode(), 1)
+    with pytest.raises(note.NoteError):
+        note.open_note(tampered, [verifier])

@@ -5,8 +5,9 @@ leaf ``i`` is the ledger entry ``seq = i`` (leaf data: the entry's chain hash, 3
 ``(level, idx)`` = the 2**level leaves from ``idx * 2**level`` (gateway.ledger.merkle). Append-only like the
 ledger (triggers on both databases): a node, once written, is a fact about the entries below it.
 
-``ledger_checkpoints.root_hash``: the tree's root at the checkpoint's size (null for checkpoints signed before
-this migration, until ``gateway ledger verify`` or the next checkpoint extends the tree over them).
+``ledger_checkpoints.root_hash``: the tree's root at the checkpoint's size; ``ledger_checkpoints.note``: the same
+checkpoint as a C2SP signed note (c2sp.org/tlog-checkpoint: origin, size, base64 root; signed by the gateway key,
+gateway.ledger.note). Both null for checkpoints signed before this migration.
 
 Revision ID: 0009
 Revises: 0008
@@ -42,6 +43,7 @@ def upgrade() -> None:
         sa.CheckConstraint("level >= 0 AND level < 64 AND idx >= 0", name="position"),
     )
     op.add_column("ledger_checkpoints", sa.Column("root_hash", sa.String(64), nullable=True))
+    op.add_column("ledger_checkpoints", sa.Column("note", sa.Text(), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_REFUSE_FUNCTION)
         op.execute(
@@ -73,4 +75,5 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS ledger_merkle_nodes_no_delete")
     op.drop_table("ledger_merkle_nodes")
     # Not Alembic's batch mode on SQLite: it would rebuild ledger_checkpoints without its append-only triggers.
+    op.execute("ALTER TABLE ledger_checkpoints DROP COLUMN note")
     op.execute("ALTER TABLE ledger_checkpoints DROP COLUMN root_hash")

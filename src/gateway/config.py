@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     checkpoint_every_seconds: float = 300.0
     # How often the checkpoint task (it runs with the workers) looks at the head.
     checkpoint_poll_seconds: float = 2.0
+    # The checkpoints' origin line and signed-note key name (c2sp.org/tlog-checkpoint), e.g.
+    # "ubnd.nghean.gov.vn/gateway-ledger"; unset: "gateway-ledger/<first 16 hex of the gateway certificate's
+    # SHA-256>". Set it once: a witness pins it.
+    ledger_origin: str | None = Field(default=None, pattern=r"^[!-*,-~]{1,200}$")
 
     # The upstream axis (issue 15): the VXP base URL of another gateway's /vxp face or of the national axis
     # (https://axis.example/vxp), and this gateway's credentials there: a system id and its shared secret,

@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.db import Database
-from gateway.ledger import tree
+from gateway.ledger import note, tree
 from gateway.ledger.chain import GENESIS_PREV_HASH, ChainBroken, ChainWalker
 from gateway.ledger.checkpoint import SignedCheckpoint, sign
 from gateway.ledger.models import LedgerCheckpoint
@@ -63,6 +66,13 @@ async def _verify_since(session: AsyncSession, start: int, prev_hash: str, size:
         raise CheckpointRefused(f"not signing: entry {walker.next_seq} is missing")
 
 
+def default_origin(certificate: x509.Certificate) -> str:
+    """The checkpoints' origin (and note key name) when ``GATEWAY_LEDGER_ORIGIN`` is not set: stable for as long as
+    the gateway keeps its certificate, and unlike any other gateway's."""
+    sha = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+    return f"gateway-ledger/{sha[:16]}"
+
+
 async def checkpoint_if_due(
     db: Database,
     key: GatewayKey,
@@ -71,8 +81,10 @@ async def checkpoint_if_due(
     every_seconds: float,
     force: bool = False,
     now: datetime | None = None,
+    origin: str | None = None,
 ) -> SignedCheckpoint | None:
-    """Sign and store a checkpoint of the committed head if one is due (``force``: if the ledger grew)."""
+    """Sign and store a checkpoint of the committed head if one is due (``force``: if the ledger grew); with it,
+    the same checkpoint as a C2SP signed note under ``origin`` (default: :func:`default_origin`)."""
     try:
         async with db.transaction() as session:
             checkpoints = CheckpointRepository(session)
@@ -110,7 +122,10 @@ async def checkpoint_if_due(
             await _verify_since(session, start, prev_hash, size)
             # The Merkle tree over the entries just verified, and its root at this size (gateway.ledger.tree).
             await tree.extend(session, size)
-            root_hash = (await tree.root(session, size)).hex()
+            root = await tree.root(session, size)
+            root_hash = root.hex()
+            name = origin or default_origin(key.certificate)
+            signed_note = note.sign_note(note.checkpoint_body(name, size, root), name, key.private_key)
             checkpoint = sign(key.private_key, key.certificate, size, head_hash, max(instant, head_at))
             await checkpoints.add(
                 LedgerCheckpoint(
@@ -121,6 +136,7 @@ async def checkpoint_if_due(
                     signature=checkpoint.signature,
                     certificate_sha256=checkpoint.certificate_sha256,
                     root_hash=root_hash,
+                    note=signed_note.decode("utf-8"),
                 )
             )
     except IntegrityError:
@@ -137,7 +153,7 @@ async def run_checkpoints(db: Database, key: GatewayKey, settings: Settings) -> 
         try:
             await checkpoint_if_due(
                 db, key, every_entries=settings.checkpoint_every_entries,
-                every_seconds=settings.checkpoint_every_seconds,
+                every_seconds=settings.checkpoint_every_seconds, origin=settings.ledger_origin,
             )
             last_refusal = None
         except CheckpointRefused as exc:

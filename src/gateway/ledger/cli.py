@@ -78,7 +78,8 @@ def checkpoint() -> None:
     async def run(db: Database, settings: Settings) -> CheckpointOut | None:
         key = load_or_create(settings)
         try:
-            signed = await checkpoint_if_due(db, key, every_entries=1, every_seconds=0, force=True)
+            signed = await checkpoint_if_due(db, key, every_entries=1, every_seconds=0, force=True,
+                                             origin=settings.ledger_origin)
         except CheckpointRefused as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(code=1) from exc

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from gateway.db import Database
 from gateway.deps import CurrentOperator, CurrentPrincipal, DatabaseDep, GatewayKeyDep, SessionDep
@@ -205,7 +205,7 @@ async def list_checkpoints(
     more = len(rows) > page_size
     rows = rows[:page_size]
     return CheckpointPage(
-        items=[CheckpointOut.of(signed(r), r.root_hash) for r in rows],
+        items=[CheckpointOut.of(signed(r), r.root_hash, r.note) for r in rows],
         next=encode_cursor(rows[-1].size) if more and rows else None,
     )
 
@@ -219,7 +219,40 @@ async def latest_checkpoint(principal: CurrentPrincipal, session: SessionDep) ->
     row = await CheckpointRepository(session).latest()
     if row is None:
         raise CheckpointNotFound("no checkpoint has been signed yet")
-    return CheckpointOut.of(signed(row), row.root_hash)
+    return CheckpointOut.of(signed(row), row.root_hash, row.note)
+
+
+_NOTE_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain; charset=utf-8": {"schema": {"type": "string"}}},
+          "description": "the C2SP signed note"}}
+
+
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={**_NOTE_ANSWER, **problems(Unauthenticated, CheckpointNotFound)},
+)
+async def latest_checkpoint_note(principal: CurrentPrincipal, session: SessionDep) -> PlainTextResponse:
+    """The latest checkpoint as a C2SP signed note (c2sp.org/tlog-checkpoint), the form witnesses and generic
+    transparency tools read: the origin, the tree size, the base64 Merkle root, a blank line, the gateway's
+    signature line (README, "The ledger")."""
+    row = await CheckpointRepository(session).latest()
+    if row is None or row.note is None:
+        raise CheckpointNotFound("no checkpoint with a signed note has been signed yet")
+    return PlainTextResponse(row.note)
+
+
+@router.get(
+    "/checkpoint/{size}",
+    response_class=PlainTextResponse,
+    responses={**_NOTE_ANSWER, **problems(Unauthenticated, CheckpointNotFound)},
+)
+async def checkpoint_note(principal: CurrentPrincipal, session: SessionDep, size: int) -> PlainTextResponse:
+    """The checkpoint of ``size`` entries as a C2SP signed note."""
+    row = await CheckpointRepository(session).get(size) if 0 < size < 2**63 else None
+    if row is None or row.note is None:
+        raise CheckpointNotFound(f"no signed note for a checkpoint of size {size}")
+    return PlainTextResponse(row.note)
 
 
 async def _tree_size(session: SessionDep) -> int:

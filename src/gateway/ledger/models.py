@@ -58,6 +58,8 @@ class LedgerCheckpoint(Base):
     certificate_sha256: Mapped[str] = mapped_column(String(64))
     #: the Merkle tree's root at ``size`` (gateway.ledger.tree; null for a checkpoint signed before 0009)
     root_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: the checkpoint as a C2SP signed note (origin, size, root; gateway.ledger.note), null before 0009
+    note: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class LedgerMerkleNode(Base):

@@ -219,6 +219,9 @@ class CheckpointRepository:
         )
         return result.scalar_one_or_none()
 
+    async def get(self, size: int) -> LedgerCheckpoint | None:
+        return await self.session.get(LedgerCheckpoint, size)
+
     async def page(self, after: int | None, limit: int) -> Sequence[LedgerCheckpoint]:
         stmt = select(LedgerCheckpoint)
         if after is not None:

@@ -116,10 +116,16 @@ class CheckpointOut(BaseModel):
                                    "leaf i = entry seq i, leaf data = its 32-byte hash) at `size`; null for a "
                                    "checkpoint signed before the tree existed")
 
+    note: str | None = Field(default=None, description="the same checkpoint as a C2SP signed note "
+                             "(c2sp.org/tlog-checkpoint: origin, size, base64 root, then the gateway's signature "
+                             "line; GET /v1/ledger/checkpoint serves it as text); null before the Merkle tree")
+
     @classmethod
-    def of(cls, checkpoint: SignedCheckpoint, root_hash: str | None = None) -> CheckpointOut:
+    def of(cls, checkpoint: SignedCheckpoint, root_hash: str | None = None, note: str | None = None
+           ) -> CheckpointOut:
         return cls(
             root_hash=root_hash,
+            note=note,
             size=checkpoint.size,
             head_hash=checkpoint.head_hash,
             signed_at=format_instant(checkpoint.signed_at),
