@@ -37,6 +37,8 @@ MATRIX: dict[tuple[str, str], dict[str, int | str]] = {
     ("POST", "/v1/deliveries/{delivery_id}/retry"): {"A": 403, "B": 403, "auditor": 403, "admin": 409},
     ("GET", "/v1/documents"): {"A": OK, "B": OK, "C": OK, "admin": OK, "auditor": OK},
     ("GET", "/v1/documents/{id}"): {"A": OK, "B": OK, "C": 404, "admin": OK, "auditor": OK},
+    # The parties and operators; no checkpoint yet in this world: the 422 that says so (a stranger: 404).
+    ("GET", "/v1/documents/{id}/proof"): {"A": 422, "B": 422, "C": 404, "admin": 422, "auditor": 422},
     ("POST", "/v1/envelopes"): {"C": 403, "admin": 403, "auditor": 403},
     ("GET", "/v1/inbox"): {"B": OK, "C": OK, "admin": 403, "auditor": 403},
     ("GET", "/v1/inbox/{delivery_id}"): {"A": 404, "B": OK, "C": 404, "admin": 403},

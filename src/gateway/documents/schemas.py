@@ -110,3 +110,42 @@ class DocumentView(BaseModel):
 
 class DocumentList(BaseModel):
     items: list[DocumentView]
+
+
+class ProofEntry(BaseModel):
+    """A ledger entry as stored (its hash is recomputed from these fields, gateway.ledger.chain), with its
+    inclusion proof in the tree of ``tree_size`` leaves (RFC 9162 §2.1.3)."""
+
+    seq: int
+    recorded_at: str = Field(description="canonical UTC instant: the sent instant of the acceptance entry, the "
+                                         "received instant of a delivered entry")
+    type: str
+    actor: str
+    document: str | None
+    document_id: str | None
+    sender: str | None
+    recipient: str | None
+    prev_hash: str
+    details: str = Field(description="the details JSON text exactly as stored")
+    hash: str
+    proof: list[str]
+
+
+class ProofTimestamp(BaseModel):
+    token: str = Field(description="base64 DER RFC 3161 TimeStampToken over SHA-256 of the checkpoint note")
+
+
+class ProofBundle(BaseModel):
+    """Everything needed to check offline that the document was sent (and received) at the ledger's instants:
+    verify it with `gateway verify-proof BUNDLE --gateway-cert PEM` (README, "The ledger")."""
+
+    format: Literal["gateway-proof-bundle/v1"]
+    document: str
+    receipt: str = Field(description="base64 of the signed receipt XML intake gave")
+    entries: list[ProofEntry] = Field(description="the acceptance entry first, then each recipient's "
+                                                  "delivery.delivered entry inside the checkpoint")
+    tree_size: int
+    checkpoint: str = Field(description="the C2SP signed note of the checkpoint of tree_size entries")
+    gateway_certificate: str = Field(description="PEM; pin it out of band (GET /v1/gateway/certificate)")
+    timestamp: ProofTimestamp | None
+    pending: list[str] = Field(description="recipients with no delivered entry inside the checkpoint yet")

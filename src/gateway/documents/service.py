@@ -44,6 +44,10 @@ class DocumentService:
             raise DocumentNotFound()
         return document
 
+    async def visible(self, document_id: str, principal: Principal) -> Document:
+        """The document, if ``principal`` may see it (else the 404 of a missing one)."""
+        return await self._visible(await self.repo.get(document_id), principal)
+
     async def view(self, document_id: str, principal: Principal) -> DocumentView:
         document = await self._visible(await self.repo.get(document_id), principal)
         return await self._render(document)

@@ -84,14 +84,14 @@ from gateway.blobs import BlobStore
 from gateway.db import Database
 from gateway.db.group_commit import GroupCommit
 from gateway.delivery.rules import RECALL, delivery_targets, status_targets
-from gateway.documents.models import Attachment, Delivery, Document
+from gateway.documents.models import Document
+from gateway.documents.receipts import receipt_data_of
 from gateway.documents.repository import DocumentRepository
 from gateway.documents.service import DocumentNotFound
 from gateway.envelope import (
     Envelope,
     LargePart,
     Limits,
-    ReceiptAttachment,
     ReceiptData,
     RecipientIdMalformed,
     SenderMismatch,
@@ -333,7 +333,7 @@ class IntakeService:
 
     async def _result(self, accepted: Accepted) -> IntakeResult:
         receipt = await asyncio.to_thread(
-            self._sign, _receipt_data_of(accepted.document, accepted.attachments, accepted.deliveries))
+            self._sign, receipt_data_of(accepted.document, accepted.attachments, accepted.deliveries))
         return IntakeResult(receipt, True, accepted.document.id,
                             push=any(d.mode in ("push", "upstream") for d in accepted.deliveries))
 
@@ -366,7 +366,7 @@ class IntakeService:
 
     async def _receipt_for(self, session: AsyncSession, document: Document) -> bytes:
         repo = DocumentRepository(session)
-        data = _receipt_data_of(document, await repo.attachments(document.id), await repo.deliveries(document.id))
+        data = receipt_data_of(document, await repo.attachments(document.id), await repo.deliveries(document.id))
         return await asyncio.to_thread(self._sign, data)
 
     def _sign(self, data: ReceiptData) -> bytes:
@@ -481,24 +481,3 @@ def _trusted(certs: Sequence[AgencyCertificate]) -> list[TrustedCertificate]:
                            revoked_at=c.revoked_at)
         for c in certs
     ]
-
-
-def _receipt_data_of(
-    document: Document, attachments: Sequence[Attachment], deliveries: Sequence[Delivery]
-) -> ReceiptData:
-    """What a receipt states: the document's row, its attachments in manifest order, its recipients."""
-    return ReceiptData(
-        gateway_document_id=document.id,
-        document_id=document.document_id,
-        sender=document.sender,
-        recipients=tuple(sorted(d.recipient for d in deliveries)),
-        envelope_sha256=document.envelope_sha256,
-        attachments=tuple(ReceiptAttachment(a.content_id, a.name, a.sha256, a.size)
-                          for a in sorted(attachments, key=lambda a: a.ordinal)),
-        signed=document.signed,
-        sent_at=document.sent_at,
-        ledger_sequence=document.ledger_seq,
-        ledger_entry_hash=document.ledger_hash,
-        signer_certificate_sha256=document.signer_certificate,
-        kind="status" if document.kind == "status" else "document",
-    )

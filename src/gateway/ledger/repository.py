@@ -129,6 +129,13 @@ class LedgerRepository:
     async def get(self, seq: int) -> LedgerEntry | None:
         return await self.session.get(LedgerEntry, seq)
 
+    async def of_document(self, document: str, entry_type: str, below: int) -> Sequence[LedgerEntry]:
+        """The entries of one type about one gateway document with ``seq < below``, in seq order."""
+        result = await self.session.execute(
+            select(LedgerEntry).where(LedgerEntry.document == document, LedgerEntry.type == entry_type,
+                                      LedgerEntry.seq < below).order_by(LedgerEntry.seq))
+        return result.scalars().all()
+
     # -- verification ----------------------------------------------------------------------------------
 
     async def chain_rows(self, after: int | None, limit: int) -> Sequence[ChainRow]:
