@@ -9,6 +9,9 @@ ledger (triggers on both databases): a node, once written, is a fact about the e
 checkpoint as a C2SP signed note (c2sp.org/tlog-checkpoint: origin, size, base64 root; signed by the gateway key,
 gateway.ledger.note). Both null for checkpoints signed before this migration.
 
+``ledger_checkpoint_timestamps``: the RFC 3161 token a timestamping authority gave over SHA-256 of a checkpoint's
+note (``GATEWAY_TSA_URL``), one per checkpoint, append-only like the checkpoints.
+
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-04
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from gateway.db.base import UTCDateTime
 
 revision = "0009"
 down_revision = "0008"
@@ -44,8 +49,21 @@ def upgrade() -> None:
     )
     op.add_column("ledger_checkpoints", sa.Column("root_hash", sa.String(64), nullable=True))
     op.add_column("ledger_checkpoints", sa.Column("note", sa.Text(), nullable=True))
+    op.create_table(
+        "ledger_checkpoint_timestamps",
+        sa.Column("size", sa.BigInteger(), sa.ForeignKey("ledger_checkpoints.size"), primary_key=True,
+                  autoincrement=False),
+        sa.Column("token", sa.Text(), nullable=False),  # base64 DER TimeStampToken
+        sa.Column("gen_time", UTCDateTime(), nullable=False),
+        sa.Column("tsa_certificate_sha256", sa.String(64), nullable=False),
+        sa.Column("stamped_at", UTCDateTime(), nullable=False),
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_REFUSE_FUNCTION)
+        op.execute(
+            "CREATE TRIGGER ledger_checkpoint_timestamps_no_update_delete BEFORE UPDATE OR DELETE ON "
+            "ledger_checkpoint_timestamps FOR EACH ROW EXECUTE FUNCTION ledger_merkle_nodes_refuse_change()"
+        )
         op.execute(
             "CREATE TRIGGER ledger_merkle_nodes_no_update_delete BEFORE UPDATE OR DELETE ON ledger_merkle_nodes "
             "FOR EACH ROW EXECUTE FUNCTION ledger_merkle_nodes_refuse_change()"
@@ -63,9 +81,18 @@ def upgrade() -> None:
             "CREATE TRIGGER ledger_merkle_nodes_no_delete BEFORE DELETE ON ledger_merkle_nodes "
             "BEGIN SELECT RAISE(ABORT, 'ledger_merkle_nodes is append-only: DELETE refused'); END"
         )
+        op.execute(
+            "CREATE TRIGGER ledger_checkpoint_timestamps_no_update BEFORE UPDATE ON ledger_checkpoint_timestamps "
+            "BEGIN SELECT RAISE(ABORT, 'ledger_checkpoint_timestamps is append-only: UPDATE refused'); END"
+        )
+        op.execute(
+            "CREATE TRIGGER ledger_checkpoint_timestamps_no_delete BEFORE DELETE ON ledger_checkpoint_timestamps "
+            "BEGIN SELECT RAISE(ABORT, 'ledger_checkpoint_timestamps is append-only: DELETE refused'); END"
+        )
 
 
 def downgrade() -> None:
+    op.drop_table("ledger_checkpoint_timestamps")  # its triggers go with it
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS ledger_merkle_nodes_no_truncate ON ledger_merkle_nodes")
         op.execute("DROP TRIGGER IF EXISTS ledger_merkle_nodes_no_update_delete ON ledger_merkle_nodes")

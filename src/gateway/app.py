@@ -25,6 +25,7 @@ from gateway.intake.service import IntakeService
 from gateway.ledger.checkpointer import checkpoint_task
 from gateway.ledger.endpoints import router as ledger_router
 from gateway.ledger.refusals import RefusalLog
+from gateway.ledger.stamping import TimestampGate
 from gateway.malware import ClamdScanner
 from gateway.ratelimit import AgencyRateLimiter
 from gateway.reports.endpoints import router as reports_router
@@ -68,8 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.gateway_key = load_or_create(settings)
         app.state.blobs = BlobStore(settings.blobs_dir)
         app.state.rate_limiter = AgencyRateLimiter(settings.agency_rate_limit) if settings.agency_rate_limit else None
+        app.state.timestamp_gate = TimestampGate(db, settings) if settings.tsa_url else None
         app.state.intake = IntakeService(db, app.state.blobs, app.state.gateway_key, settings.envelope_limits(),
-                                         scanner=scanner_of(settings), forwarding=bool(settings.upstream_url))
+                                         scanner=scanner_of(settings), forwarding=bool(settings.upstream_url),
+                                         gate=app.state.timestamp_gate)
         app.state.delivery = DeliveryService(db, app.state.blobs, app.state.gateway_key)
         app.state.refusals = RefusalLog(db)
         # The key that opens the VXP secrets is read (or generated) at the first call that needs it.

@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     # "ubnd.nghean.gov.vn/gateway-ledger"; unset: "gateway-ledger/<first 16 hex of the gateway certificate's
     # SHA-256>". Set it once: a witness pins it.
     ledger_origin: str | None = Field(default=None, pattern=r"^[!-*,-~]{1,200}$")
+    # RFC 3161 timestamps of checkpoints (issue 18): the authority's URL and its signing certificate(s) (PEM,
+    # pinned: a token signed by anyone else is refused; required with the URL), how long one request may take,
+    # how long stamping may fail (the oldest checkpoint without a token) before /readyz says so, and whether
+    # intake then stops accepting (X-Road's fail-closed rule; off by default).
+    tsa_url: str | None = None
+    tsa_cert_file: Path | None = None
+    tsa_timeout_seconds: float = Field(default=10.0, gt=0)
+    tsa_max_failure_seconds: float = Field(default=3600.0, gt=0)
+    tsa_fail_closed: bool = False
 
     # The upstream axis (issue 15): the VXP base URL of another gateway's /vxp face or of the national axis
     # (https://axis.example/vxp), and this gateway's credentials there: a system id and its shared secret,
@@ -119,7 +128,8 @@ class Settings(BaseSettings):
     upstream_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     upstream_timeout_seconds: float = Field(default=60.0, gt=0)
 
-    @field_validator("upstream_url", "upstream_system_id", "upstream_secret", "upstream_secret_file", mode="before")
+    @field_validator("upstream_url", "upstream_system_id", "upstream_secret", "upstream_secret_file", "tsa_url",
+                     "tsa_cert_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """An empty variable (a template's ``GATEWAY_UPSTREAM_SECRET=``) is no setting."""
@@ -134,6 +144,11 @@ class Settings(BaseSettings):
         if (self.signing_key_file is None) != (self.signing_cert_file is None):
             raise ValueError("GATEWAY_SIGNING_KEY_FILE and GATEWAY_SIGNING_CERT_FILE must be set together")
         self._check_upstream()
+        if self.tsa_url and self.tsa_cert_file is None:
+            raise ValueError("GATEWAY_TSA_CERT_FILE (the timestamping authority's certificate, PEM) is required with "
+                             "GATEWAY_TSA_URL: tokens are verified against it")
+        if self.tsa_url and urlsplit(self.tsa_url).scheme not in ("http", "https"):
+            raise ValueError("GATEWAY_TSA_URL must be an http(s) URL")
         return self
 
     def _check_upstream(self) -> None:

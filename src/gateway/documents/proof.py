@@ -11,7 +11,8 @@ The bundle (format ``gateway-proof-bundle/v1``, verified by :func:`gateway.ledge
   its inclusion proof in the tree of ``tree_size`` leaves;
 - ``checkpoint``: the C2SP signed note of the latest checkpoint (``tree_size`` entries, its Merkle root),
   ``gateway_certificate`` its signer;
-- ``timestamp``: the RFC 3161 token of that checkpoint, once timestamping is configured (null until then);
+- ``timestamp``: the RFC 3161 token over SHA-256 of that checkpoint's note, once the authority gave it (null
+  without ``GATEWAY_TSA_URL``, or until then);
 - ``pending``: recipients whose delivered entry is not inside the checkpoint yet (completed by a later bundle).
 
 A bundle exists once a checkpoint covers the acceptance entry: before that the answer is the 422
@@ -80,6 +81,7 @@ class ProofBundles:
             self.key.private_key, self.key.certificate,  # type: ignore[arg-type]
         )
         received = {e.recipient for e in delivered}
+        stamp = await CheckpointRepository(self.session).timestamp(size)
         return {
             "format": FORMAT,
             "document": document.id,
@@ -88,6 +90,6 @@ class ProofBundles:
             "tree_size": size,
             "checkpoint": checkpoint.note,
             "gateway_certificate": self.key.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-            "timestamp": None,
+            "timestamp": {"token": stamp.token} if stamp is not None else None,
             "pending": sorted(d.recipient for d in deliveries if d.recipient not in received),
         }

@@ -38,6 +38,7 @@ from gateway.intake.errors import (
 )
 from gateway.intake.multipart import MultipartUpload, read_multipart
 from gateway.intake.service import IntakeResult
+from gateway.ledger.errors import TimestampingUnavailable
 from gateway.malware import MalwareFound, ScannerUnavailable
 from gateway.problem_handlers import problems
 from gateway.problems import BodyTooLarge, Forbidden, Unauthenticated, UnsupportedMediaType
@@ -135,7 +136,8 @@ _RECEIPT = {"content": {RECEIPT_MEDIA_TYPE: {"schema": {"type": "string"}}},
         **problems(Unauthenticated, Forbidden, BodyTooLarge, UnsupportedMediaType, MultipartInvalid, MalwareFound,
                    ScannerUnavailable,
                    MultipartTruncated, EnvelopePartMissing, PartTooLarge, NotADocument,
-                   RecipientUnknown, RecipientNotForwarded, DocumentChanged, *envelope_error_types()),
+                   RecipientUnknown, RecipientNotForwarded, DocumentChanged, TimestampingUnavailable,
+                   *envelope_error_types()),
     },
 )
 async def submit_envelope(
@@ -172,6 +174,7 @@ _STATUS_RECEIPT = {"content": {"application/xml": {"schema": {"type": "string"}}
         201: _STATUS_RECEIPT,
         200: {**_STATUS_RECEIPT, "description": "an identical resubmission: the receipt given the first time"},
         **problems(Unauthenticated, Forbidden, BodyTooLarge, UnsupportedMediaType, NotAStatus, DocumentNotFound,
+                   TimestampingUnavailable,
                    StatusCodeNotAllowed, StatusDuplicate, *envelope_error_types()),
     },
     tags=["statuses"],

@@ -114,6 +114,7 @@ from gateway.intake.errors import (
     UpstreamSenderUnknown,
 )
 from gateway.intake.multipart import MultipartUpload
+from gateway.ledger.stamping import TimestampGate
 from gateway.malware import Scanner
 from gateway.pdfsig import pdf_signature_state, pdf_signature_state_of
 from gateway.signing import GatewayKey
@@ -149,9 +150,11 @@ class IntakeService:
 
     def __init__(
         self, db: Database, blobs: BlobStore, key: GatewayKey, limits: Limits, scanner: Scanner | None = None,
-        *, forwarding: bool = False,
+        *, forwarding: bool = False, gate: TimestampGate | None = None,
     ) -> None:
         self.scanner = scanner
+        #: the fail-closed rule of timestamping (gateway.ledger.stamping), when an authority is configured
+        self.gate = gate
         #: an upstream axis is configured: documents to its agencies are accepted and forwarded
         self.forwarding = forwarding
         self.db = db
@@ -166,6 +169,8 @@ class IntakeService:
         """Accept a document from ``sender`` (an authenticated agency, or with ``via`` the sender a message from
         the upstream names). The caller discards ``upload``'s staged parts afterwards (those the document
         references are committed to the blob store by then)."""
+        if self.gate is not None:
+            await self.gate.check()
         digest = digest_of(data)
         large_parts = (
             {cid: LargePart(sha256=w.sha256, size=w.size, head=w.head) for cid, w in upload.parts.items()}
@@ -376,6 +381,8 @@ class IntakeService:
 
     async def submit_status(self, reporter: str, data: bytes, *, via: FromUpstream | None = None) -> IntakeResult:
         """Accept a status message about a document (the steps in the module docstring)."""
+        if self.gate is not None:
+            await self.gate.check()
         digest = digest_of(data)
         # 1, 2, 3
         checked = await self._resubmitted_or_inspected(reporter, data, digest, "status", None, via)

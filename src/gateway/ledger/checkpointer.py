@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
 from gateway.db import Database
-from gateway.ledger import note, tree
+from gateway.ledger import note, stamping, tree
 from gateway.ledger.chain import GENESIS_PREV_HASH, ChainBroken, ChainWalker
 from gateway.ledger.checkpoint import SignedCheckpoint, sign
 from gateway.ledger.models import LedgerCheckpoint
@@ -145,8 +146,10 @@ async def checkpoint_if_due(
     return checkpoint
 
 
-async def run_checkpoints(db: Database, key: GatewayKey, settings: Settings) -> None:
-    """Forever: sign a checkpoint whenever one is due. Cancel the task to stop it."""
+async def run_checkpoints(db: Database, key: GatewayKey, settings: Settings,
+                          stamp: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Forever: sign a checkpoint whenever one is due, then (``stamp``: a timestamping authority is configured)
+    timestamp what is unstamped (gateway.ledger.stamping). Cancel the task to stop it."""
     poll = max(0.05, min(settings.checkpoint_poll_seconds, settings.checkpoint_every_seconds))
     last_refusal: str | None = None
     while True:
@@ -162,6 +165,11 @@ async def run_checkpoints(db: Database, key: GatewayKey, settings: Settings) -> 
                 last_refusal = str(exc)
         except Exception as exc:  # the task must outlive a database restart
             _log.warning("ledger checkpoint failed; retrying", error_type=type(exc).__name__)
+        if stamp is not None:
+            try:
+                await stamp()
+            except Exception as exc:  # the authority or the database; the next round asks again
+                _log.warning("ledger timestamping round failed; retrying", error_type=type(exc).__name__)
         await asyncio.sleep(poll)
 
 
@@ -171,10 +179,22 @@ async def checkpoint_task(db: Database, key: GatewayKey, settings: Settings) -> 
     if not settings.run_workers:
         yield
         return
-    task = asyncio.create_task(run_checkpoints(db, key, settings), name="ledger-checkpoints")
+    client: httpx.AsyncClient | None = None
+    stamp: Callable[[], Awaitable[None]] | None = None
+    if settings.tsa_url and settings.tsa_cert_file is not None:
+        certificates = stamping.load_tsa_certificates(settings.tsa_cert_file)
+        tsa_client = client = httpx.AsyncClient(trust_env=False)
+
+        async def stamp_now() -> None:
+            await stamping.stamp_round(db, settings, tsa_client, certificates)
+
+        stamp = stamp_now
+    task = asyncio.create_task(run_checkpoints(db, key, settings, stamp), name="ledger-checkpoints")
     try:
         yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if client is not None:
+            await client.aclose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.problems import GatewayError, NotFound
+from gateway.problems import GatewayError, NotFound, ServiceUnavailable
 
 
 class LedgerFilterInvalid(GatewayError):
@@ -26,3 +26,12 @@ class ProofUnavailable(GatewayError):
     status = 422
     slug = "ledger-proof-unavailable"
     title = "No proof for these sizes: the tree covers the entries up to the latest checkpoint"
+
+
+class TimestampingUnavailable(ServiceUnavailable):
+    """``GATEWAY_TSA_FAIL_CLOSED``: the timestamping authority has failed for longer than
+    ``GATEWAY_TSA_MAX_FAILURE_SECONDS`` (a checkpoint that old has no token), so nothing new is accepted until it
+    answers again: an instant the gateway fixes must be vouched for by a third party within that time."""
+
+    slug = "timestamping-unavailable"
+    title = "The timestamping authority has failed for too long: nothing is accepted until it answers again"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, SmallInteger, String, Text
+from sqlalchemy import BigInteger, ForeignKey, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.base import Base, UTCDateTime
@@ -70,3 +70,16 @@ class LedgerMerkleNode(Base):
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerCheckpointTimestamp(Base):
+    """The RFC 3161 token over SHA-256 of a checkpoint's note (gateway.ledger.stamping)."""
+
+    __tablename__ = "ledger_checkpoint_timestamps"
+
+    size: Mapped[int] = mapped_column(BigInteger, ForeignKey("ledger_checkpoints.size"), primary_key=True,
+                                      autoincrement=False)
+    token: Mapped[str] = mapped_column(Text)  # base64 DER TimeStampToken
+    gen_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    tsa_certificate_sha256: Mapped[str] = mapped_column(String(64))
+    stamped_at: Mapped[datetime] = mapped_column(UTCDateTime())

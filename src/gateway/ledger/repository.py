@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from gateway.ledger.chain import UNREADABLE_INSTANT, ChainRow
-from gateway.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerMerkleNode
+from gateway.ledger.models import LedgerCheckpoint, LedgerCheckpointTimestamp, LedgerEntry, LedgerMerkleNode
 from gateway.ledger.query import LedgerFilter, Visibility
 
 # Any constant will do; it only has to be the same in every gateway process sharing the database.
@@ -228,6 +228,21 @@ class CheckpointRepository:
 
     async def get(self, size: int) -> LedgerCheckpoint | None:
         return await self.session.get(LedgerCheckpoint, size)
+
+    async def unstamped(self, limit: int) -> Sequence[LedgerCheckpoint]:
+        """Checkpoints with a signed note and no timestamp yet, oldest first."""
+        stamped = select(LedgerCheckpointTimestamp.size).where(LedgerCheckpointTimestamp.size == LedgerCheckpoint.size)
+        result = await self.session.execute(
+            select(LedgerCheckpoint).where(LedgerCheckpoint.note.is_not(None), ~stamped.exists())
+            .order_by(LedgerCheckpoint.size).limit(limit))
+        return result.scalars().all()
+
+    async def timestamp(self, size: int) -> LedgerCheckpointTimestamp | None:
+        return await self.session.get(LedgerCheckpointTimestamp, size)
+
+    async def add_timestamp(self, stamp: LedgerCheckpointTimestamp) -> None:
+        self.session.add(stamp)
+        await self.session.flush()
 
     async def page(self, after: int | None, limit: int) -> Sequence[LedgerCheckpoint]:
         stmt = select(LedgerCheckpoint)
