@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from certs import make_keypair
 from gateway.envelope import ResponseFor, StatusSpec, build_status
+from gateway.ledger.note import NoteVerifier
 from gw import Agency, register, submit
 
 SPEC = json.loads((Path(__file__).resolve().parents[1] / "openapi" / "openapi.json").read_text())
@@ -25,6 +28,7 @@ VXP_ROUTES = sorted((method.upper(), path) for path, ops in SPEC["paths"].items(
 # Expected status per caller for each route; "ok" = any 2xx. Callers: anon, sender (A), recipient (B),
 # stranger (C), admin, auditor.
 OK = "ok"
+_witness_numbers = itertools.count()
 MATRIX: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/v1/agencies"): {"A": 403, "C": 403, "admin": OK, "auditor": OK},
     ("POST", "/v1/agencies"): {"A": 403, "auditor": 403, "admin": OK},
@@ -50,6 +54,9 @@ MATRIX: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/v1/ledger/checkpoints/latest"): {"A": 404, "admin": 404},
     ("GET", "/v1/ledger/checkpoint"): {"A": 404, "admin": 404, "auditor": 404},
     ("GET", "/v1/ledger/checkpoint/{size}"): {"A": 404, "admin": 404, "auditor": 404},
+    ("POST", "/v1/ledger/checkpoint/{size}/cosignatures"): {"A": 404, "admin": 404, "auditor": 404},
+    ("GET", "/v1/ledger/witnesses"): {"A": OK, "admin": OK, "auditor": OK},
+    ("POST", "/v1/ledger/witnesses"): {"A": 403, "auditor": 403, "admin": 201},
     # Proofs are hashes only: any authenticated caller; no checkpoint yet in this world, so the 422 that says so.
     ("GET", "/v1/ledger/proof/inclusion"): {"A": 422, "admin": 422, "auditor": 422},
     ("GET", "/v1/ledger/proof/consistency"): {"A": 422, "admin": 422, "auditor": 422},
@@ -112,6 +119,13 @@ async def _call(client: httpx.AsyncClient, w: dict[str, Any], method: str, path:
         params = {"document_id": w["view"]["document_id"]}
     elif path == "/v1/reports/monthly":
         params = {"month": "2026-11"}
+    elif path == "/v1/ledger/witnesses" and method == "POST":
+        witness = ed25519.Ed25519PrivateKey.generate()
+        body = {"verifier_key": NoteVerifier(f"w{next(_witness_numbers)}.example/witness",
+                                             witness.public_key()).verifier_key}
+    elif path == "/v1/ledger/checkpoint/{size}/cosignatures":
+        content = b"\xe2\x80\x94 w.example/witness AAAAAA==\n"
+        headers["Content-Type"] = "text/plain"
     elif path == "/v1/ledger/proof/inclusion":
         params = {"seq": "0"}
     elif path == "/v1/ledger/proof/consistency":

@@ -12,6 +12,10 @@ gateway.ledger.note). Both null for checkpoints signed before this migration.
 ``ledger_checkpoint_timestamps``: the RFC 3161 token a timestamping authority gave over SHA-256 of a checkpoint's
 note (``GATEWAY_TSA_URL``), one per checkpoint, append-only like the checkpoints.
 
+``ledger_witnesses``: the parties whose cosignatures of checkpoints the gateway takes (a C2SP verifier key
+each, registered by an operator); ``ledger_cosignatures``: the cosignature lines they gave, verified before they
+were stored, append-only, served with the checkpoint note.
+
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-04
@@ -50,6 +54,20 @@ def upgrade() -> None:
     op.add_column("ledger_checkpoints", sa.Column("root_hash", sa.String(64), nullable=True))
     op.add_column("ledger_checkpoints", sa.Column("note", sa.Text(), nullable=True))
     op.create_table(
+        "ledger_witnesses",
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("verifier_key", sa.Text(), nullable=False),
+        sa.Column("added_at", UTCDateTime(), nullable=False),
+    )
+    op.create_table(
+        "ledger_cosignatures",
+        sa.Column("size", sa.BigInteger(), sa.ForeignKey("ledger_checkpoints.size"), primary_key=True,
+                  autoincrement=False),
+        sa.Column("witness", sa.String(200), sa.ForeignKey("ledger_witnesses.name"), primary_key=True),
+        sa.Column("line", sa.Text(), nullable=False),
+        sa.Column("received_at", UTCDateTime(), nullable=False),
+    )
+    op.create_table(
         "ledger_checkpoint_timestamps",
         sa.Column("size", sa.BigInteger(), sa.ForeignKey("ledger_checkpoints.size"), primary_key=True,
                   autoincrement=False),
@@ -60,10 +78,11 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_REFUSE_FUNCTION)
-        op.execute(
-            "CREATE TRIGGER ledger_checkpoint_timestamps_no_update_delete BEFORE UPDATE OR DELETE ON "
-            "ledger_checkpoint_timestamps FOR EACH ROW EXECUTE FUNCTION ledger_merkle_nodes_refuse_change()"
-        )
+        for table in ("ledger_checkpoint_timestamps", "ledger_cosignatures"):
+            op.execute(
+                f"CREATE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION ledger_merkle_nodes_refuse_change()"
+            )
         op.execute(
             "CREATE TRIGGER ledger_merkle_nodes_no_update_delete BEFORE UPDATE OR DELETE ON ledger_merkle_nodes "
             "FOR EACH ROW EXECUTE FUNCTION ledger_merkle_nodes_refuse_change()"
@@ -81,18 +100,18 @@ def upgrade() -> None:
             "CREATE TRIGGER ledger_merkle_nodes_no_delete BEFORE DELETE ON ledger_merkle_nodes "
             "BEGIN SELECT RAISE(ABORT, 'ledger_merkle_nodes is append-only: DELETE refused'); END"
         )
-        op.execute(
-            "CREATE TRIGGER ledger_checkpoint_timestamps_no_update BEFORE UPDATE ON ledger_checkpoint_timestamps "
-            "BEGIN SELECT RAISE(ABORT, 'ledger_checkpoint_timestamps is append-only: UPDATE refused'); END"
-        )
-        op.execute(
-            "CREATE TRIGGER ledger_checkpoint_timestamps_no_delete BEFORE DELETE ON ledger_checkpoint_timestamps "
-            "BEGIN SELECT RAISE(ABORT, 'ledger_checkpoint_timestamps is append-only: DELETE refused'); END"
-        )
+        for table in ("ledger_checkpoint_timestamps", "ledger_cosignatures"):
+            for action in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {action} refused'); END"
+                )
 
 
 def downgrade() -> None:
     op.drop_table("ledger_checkpoint_timestamps")  # its triggers go with it
+    op.drop_table("ledger_cosignatures")
+    op.drop_table("ledger_witnesses")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS ledger_merkle_nodes_no_truncate ON ledger_merkle_nodes")
         op.execute("DROP TRIGGER IF EXISTS ledger_merkle_nodes_no_update_delete ON ledger_merkle_nodes")

@@ -7,14 +7,28 @@ import io
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from gateway.db import Database
-from gateway.deps import CurrentOperator, CurrentPrincipal, DatabaseDep, GatewayKeyDep, SessionDep
-from gateway.ledger import merkle, tree
+from gateway.deps import (
+    CurrentAdmin,
+    CurrentOperator,
+    CurrentPrincipal,
+    DatabaseDep,
+    GatewayKeyDep,
+    SessionDep,
+    read_limited,
+)
+from gateway.ledger import merkle, tree, witnesses
 from gateway.ledger.chain import format_instant
-from gateway.ledger.errors import CheckpointNotFound, LedgerFilterInvalid, ProofUnavailable
+from gateway.ledger.errors import (
+    CheckpointNotFound,
+    CosignatureInvalid,
+    LedgerFilterInvalid,
+    ProofUnavailable,
+    WitnessInvalid,
+)
 from gateway.ledger.models import LedgerEntry
 from gateway.ledger.query import (
     LedgerFilter,
@@ -33,11 +47,13 @@ from gateway.ledger.schemas import (
     LedgerEntryOut,
     LedgerPage,
     VerifyOut,
+    WitnessIn,
+    WitnessOut,
 )
 from gateway.ledger.verify import LedgerVerifier, signed
 from gateway.principal import Principal
 from gateway.problem_handlers import problems
-from gateway.problems import Forbidden, Unauthenticated
+from gateway.problems import BodyTooLarge, Forbidden, Unauthenticated
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
@@ -239,7 +255,7 @@ async def latest_checkpoint_note(principal: CurrentPrincipal, session: SessionDe
     row = await CheckpointRepository(session).latest()
     if row is None or row.note is None:
         raise CheckpointNotFound("no checkpoint with a signed note has been signed yet")
-    return PlainTextResponse(row.note)
+    return PlainTextResponse(await witnesses.cosigned_note(session, row.size, row.note))
 
 
 @router.get(
@@ -252,7 +268,49 @@ async def checkpoint_note(principal: CurrentPrincipal, session: SessionDep, size
     row = await CheckpointRepository(session).get(size) if 0 < size < 2**63 else None
     if row is None or row.note is None:
         raise CheckpointNotFound(f"no signed note for a checkpoint of size {size}")
-    return PlainTextResponse(row.note)
+    return PlainTextResponse(await witnesses.cosigned_note(session, row.size, row.note))
+
+
+@router.post(
+    "/checkpoint/{size}/cosignatures",
+    status_code=201,
+    response_class=PlainTextResponse,
+    responses={201: {"content": {"text/plain; charset=utf-8": {"schema": {"type": "string"}}},
+                     "description": "the note with the cosignature"},
+               **problems(Unauthenticated, CheckpointNotFound, CosignatureInvalid, BodyTooLarge)},
+    openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def cosign_checkpoint(request: Request, principal: CurrentPrincipal, db: DatabaseDep, size: int
+                            ) -> PlainTextResponse:
+    """A registered witness's cosignature: one signed-note signature line (``— <name> <base64>``) over the
+    checkpoint's note text, verified before it is stored (README, "The ledger": the witness protocol)."""
+    body = await read_limited(request, witnesses.MAX_LINE)
+    try:
+        line = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CosignatureInvalid("the line is not UTF-8") from None
+    service = witnesses.Witnesses(db)
+    await service.cosign(size, line, principal.actor)
+    async with db.read() as session:
+        row = await CheckpointRepository(session).get(size)
+        assert row is not None
+        assert row.note is not None
+        return PlainTextResponse(await witnesses.cosigned_note(session, size, row.note), status_code=201)
+
+
+@router.post("/witnesses", status_code=201, response_model=WitnessOut,
+             responses=problems(Unauthenticated, Forbidden, WitnessInvalid))
+async def add_witness(body: WitnessIn, operator: CurrentAdmin, db: DatabaseDep) -> WitnessOut:
+    """Register a witness by its C2SP verifier key: its cosignatures of checkpoints are then taken (admin)."""
+    row = await witnesses.Witnesses(db).register(body.verifier_key, operator.actor)
+    return WitnessOut(name=row.name, verifier_key=row.verifier_key, added_at=row.added_at)
+
+
+@router.get("/witnesses", response_model=list[WitnessOut], responses=problems(Unauthenticated))
+async def list_witnesses(principal: CurrentPrincipal, session: SessionDep) -> list[WitnessOut]:
+    """The registered witnesses (their public verifier keys)."""
+    return [WitnessOut(name=w.name, verifier_key=w.verifier_key, added_at=w.added_at)
+            for w in await CheckpointRepository(session).witnesses()]
 
 
 async def _tree_size(session: SessionDep) -> int:

@@ -35,3 +35,21 @@ class TimestampingUnavailable(ServiceUnavailable):
 
     slug = "timestamping-unavailable"
     title = "The timestamping authority has failed for too long: nothing is accepted until it answers again"
+
+
+class WitnessInvalid(GatewayError):
+    """A witness's verifier key cannot be read (C2SP ``<name>+<key ID>+<base64 key>``, Ed25519 or ECDSA), or
+    a witness of that name is registered already."""
+
+    status = 422
+    slug = "ledger-witness-invalid"
+    title = "The witness cannot be registered"
+
+
+class CosignatureInvalid(GatewayError):
+    """A cosignature line that is not one signature line, not from a registered witness, or that does not verify
+    over the checkpoint's note text: nothing is stored. ``reason`` says which."""
+
+    status = 422
+    slug = "ledger-cosignature-invalid"
+    title = "The cosignature is not a registered witness's valid signature of this checkpoint"

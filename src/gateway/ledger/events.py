@@ -31,6 +31,11 @@ EVENT_TYPES: dict[str, str] = {
     "upstream.acknowledged": "a message fetched from the upstream axis was acknowledged there (updateStatus): done "
                              "after its acceptance committed, or fail after a refusal (details: upstream_doc_id, "
                              "messagetype, status, document or rule)",
+    # The ledger's witnesses (issue 18).
+    "ledger.witness_added": "a witness was registered: its cosignatures of checkpoints are taken (details: witness "
+                            "name, key_id)",
+    "ledger.cosigned": "a registered witness's cosignature of a checkpoint was verified and stored (details: "
+                       "witness, size)",
     # Intake.
     "envelope.accepted": "an envelope was accepted: this entry's instant is the sent instant (details: recipients, "
                          "attachments, business_doc_type, refers_to for a recall/update/replacement, deviations)",

@@ -72,6 +72,28 @@ class LedgerMerkleNode(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class LedgerWitness(Base):
+    """A party whose cosignatures of checkpoints the gateway takes (gateway.ledger.witnesses)."""
+
+    __tablename__ = "ledger_witnesses"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    verifier_key: Mapped[str] = mapped_column(Text)  # C2SP: <name>+<key ID>+<base64 key>
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerCosignature(Base):
+    """A witness's signature line over a checkpoint's note, verified before it was stored."""
+
+    __tablename__ = "ledger_cosignatures"
+
+    size: Mapped[int] = mapped_column(BigInteger, ForeignKey("ledger_checkpoints.size"), primary_key=True,
+                                      autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(200), ForeignKey("ledger_witnesses.name"), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class LedgerCheckpointTimestamp(Base):
     """The RFC 3161 token over SHA-256 of a checkpoint's note (gateway.ledger.stamping)."""
 

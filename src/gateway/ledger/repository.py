@@ -20,7 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from gateway.ledger.chain import UNREADABLE_INSTANT, ChainRow
-from gateway.ledger.models import LedgerCheckpoint, LedgerCheckpointTimestamp, LedgerEntry, LedgerMerkleNode
+from gateway.ledger.models import (
+    LedgerCheckpoint,
+    LedgerCheckpointTimestamp,
+    LedgerCosignature,
+    LedgerEntry,
+    LedgerMerkleNode,
+    LedgerWitness,
+)
 from gateway.ledger.query import LedgerFilter, Visibility
 
 # Any constant will do; it only has to be the same in every gateway process sharing the database.
@@ -236,6 +243,22 @@ class CheckpointRepository:
             select(LedgerCheckpoint).where(LedgerCheckpoint.note.is_not(None), ~stamped.exists())
             .order_by(LedgerCheckpoint.size).limit(limit))
         return result.scalars().all()
+
+    async def witnesses(self) -> Sequence[LedgerWitness]:
+        result = await self.session.execute(select(LedgerWitness).order_by(LedgerWitness.name))
+        return result.scalars().all()
+
+    async def witness(self, name: str) -> LedgerWitness | None:
+        return await self.session.get(LedgerWitness, name)
+
+    async def cosignatures(self, size: int) -> Sequence[LedgerCosignature]:
+        result = await self.session.execute(
+            select(LedgerCosignature).where(LedgerCosignature.size == size).order_by(LedgerCosignature.witness))
+        return result.scalars().all()
+
+    async def keep(self, row: LedgerWitness | LedgerCosignature) -> None:
+        self.session.add(row)
+        await self.session.flush()
 
     async def timestamp(self, size: int) -> LedgerCheckpointTimestamp | None:
         return await self.session.get(LedgerCheckpointTimestamp, size)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.ledger.chain import format_instant
 from gateway.ledger.checkpoint import SignedCheckpoint
@@ -160,3 +161,16 @@ class ConsistencyProofOut(BaseModel):
     from_root: Hash
     to_root: Hash
     proof: list[Hash] = Field(description="RFC 9162 §2.1.4.1 PROOF(from_size, D[to_size])")
+
+
+class WitnessIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verifier_key: str = Field(max_length=2000, description="C2SP verifier key: <name>+<key ID hex>+<base64 of the "
+                                                           "type byte and public key> (Ed25519 or ECDSA)")
+
+
+class WitnessOut(BaseModel):
+    name: str
+    verifier_key: str
+    added_at: datetime
