@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in this folder, one after the other, each printing its own table; then
 the targets of issue 8, met or not, from the JSON each one wrote to bench/results/, and the wall time.
 
-    .venv/bin/python -m bench [--profile] [--only intake,e2e,large,ledger,fanout]
+    .venv/bin/python -m bench [--profile] [--only intake,e2e,large,ledger,fanout,proofs]
 
 The HTTP benchmarks (intake, end to end, fan-out) start their own PostgreSQL and the gateway as in
 production (bench/harness.py); the large-attachment one starts ``gateway serve`` on SQLite; the ledger
@@ -36,6 +36,8 @@ BENCHES = [
      ["ledger_bench.py"], "ledger.json", False),
     ("fanout", "5. fan-out: one document to 500 push recipients",
      ["fanout_bench.py"], "fanout.json", True),
+    ("proofs", "6. ledger proofs: Merkle tree extension and proofs per second over 200,000 entries",
+     ["proof_bench.py"], "proofs.json", False),
 ]
 
 
@@ -92,13 +94,20 @@ def targets(ran: set[str]) -> list[tuple[str, str, str, str]]:
         rows.append((f"fan-out to {fanout['recipients']}: all delivered (median of {len(fanout['runs'])})",
                      f"{fanout['median_all_delivered_s']:.1f} s", "≤ 5 s",
                      _yes(fanout["targets"]["all_delivered_le_5s"])))
+    proofs = _load("proofs.json") if "proofs" in ran else None
+    if proofs:
+        rows.append(("ledger inclusion proofs/s (+ root, verified), concurrency 8",
+                     f"{proofs['inclusion_per_s_c8']:,.0f}/s", "measured", "-"))
+        if proofs["intake_overhead"] is not None:
+            rows.append(("Merkle tree upkeep per second of intake (the checkpointer's CPU)",
+                         f"{proofs['intake_overhead'] * 100:.2f} %", "≤ 5 %", _yes(proofs["intake_overhead"] <= 0.05)))
     return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway during the HTTP benchmarks")
-    parser.add_argument("--only", default="", help="comma-separated keys: intake,e2e,large,ledger,fanout")
+    parser.add_argument("--only", default="", help="comma-separated keys: intake,e2e,large,ledger,fanout,proofs")
     args = parser.parse_args()
     only = {k for k in args.only.split(",") if k}
     started = time.perf_counter()
