@@ -201,3 +201,27 @@ async def test_each_checkpoint_is_also_a_c2sp_signed_note_over_the_root(
     tampered = r.content.replace(f"\n{size}\n".encode(), f"\n{size + 1}\n".encode(), 1)
     with pytest.raises(note.NoteError):
         note.open_note(tampered, [verifier])
+
+
+async def test_a_rewritten_ledger_is_caught_by_the_chain_and_by_a_consistency_proof_from_an_earlier_checkpoint(
+    app: FastAPI, client: httpx.AsyncClient, auditor_headers: dict[str, str]
+) -> None:
+    """Triggers dropped, entry 5 edited and every hash after it recomputed, the tree rebuilt over the rewritten
+    entries (what an operator with the database and the key would do to hide it): the chain no longer meets
+    the first checkpoint's head, and no consistency proof from the root a witness kept verifies."""
+    from test_ledger_verify import drop_append_only_guard, rewrite_from
+
+    await _append(app, 12)
+    first = await _checkpoint(app)
+    kept_root = bytes.fromhex(
+        (await client.get("/v1/ledger/checkpoints/latest", headers=auditor_headers)).json()["root_hash"])
+    await _append(app, 10)
+    await drop_append_only_guard(app.state.db)
+    await rewrite_from(app.state.db, 5)
+    rewritten = await _reference(app)  # the tree an attacker would rebuild and sign anew
+    assert rewritten.root(first) != kept_root
+    proof = rewritten.consistency_proof(first, rewritten.size)
+    assert not merkle.verify_consistency(first, rewritten.size, proof, kept_root, rewritten.root())
+    body = await _verify(client, auditor_headers)
+    assert body["ok"] is False
+    assert body["bad_checkpoint"] == first
