@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from gateway.config import Settings
 from gateway.ledger import merkle, note
+from gateway.ledger.bundle import BundleError, verify_bundle
 from gateway.ledger.chain import EntryFields, entry_hash
 from gateway.ledger.checkpointer import checkpoint_if_due, default_origin
+from gateway.signing import load_or_create
 from gw import register, submit
 
 
@@ -23,7 +28,7 @@ async def _checkpoint(app: FastAPI) -> None:
 
 
 async def test_a_document_s_proof_bundle_holds_together(
-    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], tmp_path: Path
 ) -> None:
     sender = await register(client, admin_headers, "000.00.00.G22", "Văn phòng Chính phủ")
     first = await register(client, admin_headers, "000.00.00.H41", "UBND tỉnh Nghệ An")
@@ -70,3 +75,15 @@ async def test_a_document_s_proof_bundle_holds_together(
         assert entry_hash(fields) == entry["hash"]
         merkle.check_inclusion(merkle.leaf_hash(bytes.fromhex(entry["hash"])), entry["seq"], checkpoint.size,
                                [bytes.fromhex(p) for p in entry["proof"]], checkpoint.root)
+
+    # The offline verifier (gateway.ledger.bundle) agrees with all of the above, pinned to the gateway's
+    # certificate; and refuses it pinned to another.
+    verdict = verify_bundle(r.content, gateway_certificate=certificate)
+    assert verdict.signer_pinned is True
+    assert verdict.acceptance.seq == bundle["entries"][0]["seq"]
+    assert [d.recipient for d in verdict.deliveries] == [first.code]
+    assert list(verdict.pending) == [second.code]
+    assert verdict.tree_size == checkpoint.size
+    other = load_or_create(Settings(data_dir=tmp_path / "other")).certificate
+    with pytest.raises(BundleError):
+        verify_bundle(r.content, gateway_certificate=other)

@@ -44,7 +44,7 @@ WIRING = frozenset({
 
 FRAMEWORKS = frozenset({"fastapi", "sqlalchemy", "httpx", "starlette"})
 PURE_CORE = ("gateway.envelope", "gateway.ledger.chain", "gateway.ledger.merkle", "gateway.ledger.timestamp",
-             "gateway.ledger.note")
+             "gateway.ledger.note", "gateway.ledger.bundle")
 CLIENT_MAY_IMPORT = ("gateway.client", "gateway.envelope")
 LEDGER_MUST_NOT_IMPORT = ("agency", "auth", "documents", "delivery", "intake", "acceptance", "reports")
 

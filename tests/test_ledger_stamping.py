@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 from gateway.config import Settings
 from gateway.ledger import service as ledger
+from gateway.ledger.bundle import verify_bundle
 from gateway.ledger.checkpointer import checkpoint_if_due
 from gateway.ledger.stamping import load_tsa_certificates, note_digest, stamp_pending
 from gateway.ledger.timestamp import TimestampError, verify_token
@@ -87,6 +89,11 @@ async def test_checkpoints_are_stamped_and_the_bundle_carries_the_token(
                           tsa_certificates=[authority[1].cert])
     assert result.signer_certificate_sha256 == hashlib.sha256(authority[1].cert_der).hexdigest()
     assert abs((result.gen_time - datetime.now(UTC)).total_seconds()) < 60
+    # the offline verifier reads the token too, pinned to the authority
+    verdict = verify_bundle(json.dumps(bundle).encode(), gateway_certificate=app.state.gateway_key.certificate,
+                            tsa_certificates=[authority[1].cert])
+    assert verdict.timestamp is not None
+    assert verdict.timestamp.gen_time == result.gen_time
     # the token is over this very note: another note's digest does not verify
     with pytest.raises(TimestampError):
         verify_token(token, digest=note_digest(bundle["checkpoint"] + " "), nonce=None,

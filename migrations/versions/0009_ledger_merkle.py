@@ -83,6 +83,10 @@ def upgrade() -> None:
                 f"CREATE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {table} "
                 "FOR EACH ROW EXECUTE FUNCTION ledger_merkle_nodes_refuse_change()"
             )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_merkle_nodes_refuse_change()"
+            )
         op.execute(
             "CREATE TRIGGER ledger_merkle_nodes_no_update_delete BEFORE UPDATE OR DELETE ON ledger_merkle_nodes "
             "FOR EACH ROW EXECUTE FUNCTION ledger_merkle_nodes_refuse_change()"

@@ -27,6 +27,7 @@ from gateway.config import Settings
 from gateway.console import fail as _fail
 from gateway.db import create_database
 from gateway.db.migrate import upgrade_sync
+from gateway.ledger.bundle_cli import verify_proof
 from gateway.ledger.cli import ledger_app
 from gateway.principal import console_principal
 from gateway.problems import GatewayError, RequestInvalid
@@ -220,6 +221,9 @@ def openapi(output: Annotated[Path, typer.Option("--output", "-o")] = Path("open
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(), encoding="utf-8")
     typer.echo(f"wrote {output}")
+
+
+app.command("verify-proof")(verify_proof)  # also in the client-only script (gateway.command)
 
 
 def _validated(model: type[M], fields: dict[str, Any]) -> M:

@@ -46,6 +46,10 @@ def client_only_app(missing: str) -> typer.Typer:
         no_args_is_help=True, add_completion=False,
     )
     register_client_commands(app)
+    # Checking a proof bundle needs no server either (gateway.ledger.bundle: cryptography and the standard library).
+    from gateway.ledger.bundle_cli import verify_proof
+
+    app.command("verify-proof")(verify_proof)
     settings = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
     for name in SERVER_COMMANDS:
         app.command(name, hidden=True, context_settings=settings, add_help_option=False)(_server_stub(name, missing))
