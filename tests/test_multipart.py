@@ -66,7 +66,9 @@ async def test_bad_multipart_is_refused_with_only_the_ledger_record(
     files: dict[str, tuple[str, bytes, str]] = {"envelope": ("envelope.edxml", xml, "application/xml"),
                                                 "phu-luc": ("phu-luc.pdf", BIG, "application/pdf")}
     if case == "part_differs_from_signed_digest":
-        files["phu-luc"] = ("phu-luc.pdf", BIG[:-1] + b"!", "application/pdf")
+        # the last byte inverted: always a different part (a fixed replacement byte equals the random one 1 time
+        # in 256, and then the "changed" part is the signed one)
+        files["phu-luc"] = ("phu-luc.pdf", BIG[:-1] + bytes([BIG[-1] ^ 0xFF]), "application/pdf")
     elif case == "part_missing":
         del files["phu-luc"]
     elif case == "undeclared_extra_part":
