@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in this folder, one after the other, each printing its own table; then
 the targets of issue 8, met or not, from the JSON each one wrote to bench/results/, and the wall time.
 
-    .venv/bin/python -m bench [--profile] [--only intake,e2e,large,ledger,fanout,proofs]
+    .venv/bin/python -m bench [--profile] [--only intake,e2e,large,ledger,fanout,proofs,tree_ab]
 
 The HTTP benchmarks (intake, end to end, fan-out) start their own PostgreSQL and the gateway as in
 production (bench/harness.py); the large-attachment one starts ``gateway serve`` on SQLite; the ledger
@@ -38,6 +38,8 @@ BENCHES = [
      ["fanout_bench.py"], "fanout.json", True),
     ("proofs", "6. ledger proofs: Merkle tree extension and proofs per second over 200,000 entries",
      ["proof_bench.py"], "proofs.json", False),
+    ("tree_ab", "6b. intake with checkpoints and the Merkle tree every 100 entries, against none",
+     ["tree_ab_bench.py", "--rounds", "4"], "tree_ab.json", False),
 ]
 
 
@@ -101,13 +103,19 @@ def targets(ran: set[str]) -> list[tuple[str, str, str, str]]:
         if proofs["intake_overhead"] is not None:
             rows.append(("Merkle tree upkeep per second of intake (the checkpointer's CPU)",
                          f"{proofs['intake_overhead'] * 100:.2f} %", "≤ 5 %", _yes(proofs["intake_overhead"] <= 0.05)))
+    tree_ab = _load("tree_ab.json") if "tree_ab" in ran else None
+    if tree_ab:
+        rows.append((f"intake with tree+checkpoints every {tree_ab['every']} / without ({tree_ab['rounds']} rounds)",
+                     f"{tree_ab['with_per_s']:.0f}/s of {tree_ab['without_per_s']:.0f}/s = {tree_ab['ratio']:.2f}",
+                     "≥ 0.95", _yes(tree_ab["ratio"] >= 0.95)))
     return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway during the HTTP benchmarks")
-    parser.add_argument("--only", default="", help="comma-separated keys: intake,e2e,large,ledger,fanout,proofs")
+    parser.add_argument("--only", default="",
+                        help="comma-separated keys: intake,e2e,large,ledger,fanout,proofs,tree_ab")
     args = parser.parse_args()
     only = {k for k in args.only.split(",") if k}
     started = time.perf_counter()
