@@ -42,8 +42,8 @@ class PullDelivery(BaseModel):
 class UpstreamDelivery(BaseModel):
     """Reached through the upstream axis (issue 15). Only ``gateway upstream agencies sync`` gives an agency this
     mode, so it is in the agency as shown and never in what an operator sends (POST or PATCH refuse it as an
-    invalid request). Until forwarding exists a document to such an agency is refused
-    (``recipient-upstream-not-forwarded``)."""
+    invalid request). A document to such an agency is forwarded to the upstream axis (README, "Federation"); with
+    no upstream configured it is refused (``recipient-upstream-not-forwarded``)."""
 
     model_config = ConfigDict(extra="forbid")
     mode: Literal["upstream"]

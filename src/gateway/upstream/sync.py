@@ -3,8 +3,8 @@
 A province's gateway reaches ministries, other provinces and the Government Office through its upstream
 axis. For a document to name them, the local register must know them: this module reads the upstream's
 register (getAgenciesList, getAgenciesListQD20, getSynchronizeUnit) and keeps a copy of it as agencies of
-delivery mode ``upstream``, ``source = upstream``. Nothing is delivered to them yet: intake refuses a document
-addressed to one (``recipient-upstream-not-forwarded``) until forwarding exists.
+delivery mode ``upstream``, ``source = upstream``. A document to one is forwarded there by the delivery worker
+(:mod:`gateway.delivery.forward`); a message from one arrives through the upstream poller.
 
 Two steps, the network outside the transaction:
 
