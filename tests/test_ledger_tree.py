@@ -13,6 +13,7 @@ from gateway.ledger import merkle, tree
 from gateway.ledger import service as ledger
 from gateway.ledger.checkpointer import checkpoint_if_due
 from gateway.ledger.models import LedgerEntry
+from test_ledger_verify import drop_append_only_guard
 
 PROBLEM = "urn:gateway:problem:ledger-proof-unavailable"
 
@@ -119,19 +120,6 @@ async def _verify(client: httpx.AsyncClient, headers: dict[str, str], start: str
     return body
 
 
-async def _drop_guards(app: FastAPI) -> None:
-    """What an attacker with database access does first (tests/test_ledger_verify.py does the same)."""
-    async with app.state.db.engine.begin() as conn:
-        if app.state.db.dialect == "postgresql":
-            for table in ("ledger_entries", "ledger_checkpoints", "ledger_merkle_nodes"):
-                await conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
-        else:
-            for trigger in ("ledger_no_update", "ledger_no_delete", "ledger_checkpoints_no_update",
-                            "ledger_checkpoints_no_delete", "ledger_merkle_nodes_no_update",
-                            "ledger_merkle_nodes_no_delete"):
-                await conn.execute(text(f"DROP TRIGGER {trigger}"))
-
-
 async def test_verify_recomputes_each_checkpoint_root_from_the_entries(
     app: FastAPI, client: httpx.AsyncClient, auditor_headers: dict[str, str]
 ) -> None:
@@ -146,7 +134,7 @@ async def test_verify_recomputes_each_checkpoint_root_from_the_entries(
     assert (body["ok"], body["verified_from"], body["roots_checked"]) == (True, last, 0)
 
     # A root that is not the entries' (the column edited with the guards dropped) is named.
-    await _drop_guards(app)
+    await drop_append_only_guard(app.state.db)
     async with app.state.db.engine.begin() as conn:
         await conn.execute(text("UPDATE ledger_checkpoints SET root_hash = :r WHERE size = :s"),
                            {"r": "ab" * 32, "s": last})
@@ -163,7 +151,7 @@ async def test_a_tampered_node_makes_proofs_fail_against_the_signed_root(
     size = await _checkpoint(app)
     checkpoint_root = bytes.fromhex(
         (await client.get("/v1/ledger/checkpoints/latest", headers=auditor_headers)).json()["root_hash"])
-    await _drop_guards(app)
+    await drop_append_only_guard(app.state.db)
     async with app.state.db.engine.begin() as conn:  # every inner node rewritten
         await conn.execute(text("UPDATE ledger_merkle_nodes SET hash = :h WHERE level >= 1"), {"h": "cd" * 32})
     body = (await client.get("/v1/ledger/proof/inclusion", params={"seq": size - 1, "size": size},
@@ -209,7 +197,7 @@ async def test_a_rewritten_ledger_is_caught_by_the_chain_and_by_a_consistency_pr
     """Triggers dropped, entry 5 edited and every hash after it recomputed, the tree rebuilt over the rewritten
     entries (what an operator with the database and the key would do to hide it): the chain no longer meets
     the first checkpoint's head, and no consistency proof from the root a witness kept verifies."""
-    from test_ledger_verify import drop_append_only_guard, rewrite_from
+    from test_ledger_verify import rewrite_from
 
     await _append(app, 12)
     first = await _checkpoint(app)

@@ -48,11 +48,12 @@ async def drop_append_only_guard(db: Database) -> None:
     """What an attacker with database access does first."""
     async with db.engine.begin() as conn:
         if db.dialect == "postgresql":
-            await conn.execute(text("ALTER TABLE ledger_entries DISABLE TRIGGER USER"))
-            await conn.execute(text("ALTER TABLE ledger_checkpoints DISABLE TRIGGER USER"))
+            for table in ("ledger_entries", "ledger_checkpoints", "ledger_merkle_nodes"):
+                await conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
         else:
             for trigger in ("ledger_no_update", "ledger_no_delete", "ledger_checkpoints_no_update",
-                            "ledger_checkpoints_no_delete"):
+                            "ledger_checkpoints_no_delete", "ledger_merkle_nodes_no_update",
+                            "ledger_merkle_nodes_no_delete"):
                 await conn.execute(text(f"DROP TRIGGER {trigger}"))
 
 
