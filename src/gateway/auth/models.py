@@ -17,6 +17,8 @@ class Operator(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # migration 0010: a revoked operator's tokens and console sessions are refused
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class ApiToken(Base):
@@ -28,3 +30,5 @@ class ApiToken(Base):
     operator_id: Mapped[str | None] = mapped_column(ForeignKey("operators.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # migration 0010: optional; a token past it is refused like a revoked one
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
