@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install bench openapi samples
+.PHONY: run test lint install bench openapi samples screenshots
 
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ openapi: install
 
 samples: install
 	$(BIN)/python scripts/make_samples.py
+
+## The README's console screenshots (docs/console-*.png), from the demo's data in a headless Chromium.
+screenshots: install
+	$(BIN)/python scripts/console_screenshots.py
 
 bench: install
 	$(BIN)/python -m bench

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,12 +37,13 @@ def gateway_cli(env: Mapping[str, str], *args: str) -> str:
 
 
 @contextmanager
-def serving(env: Mapping[str, str], port: int, cwd: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``gateway serve`` with ``env`` (which sets ``GATEWAY_PORT=port``), ready within 60 s (else the test
-    fails with its log); stopped afterwards unless the test killed it."""
+def serving(env: Mapping[str, str], port: int, cwd: Path, log_path: Path,
+            args: Sequence[str] = ()) -> Iterator[subprocess.Popen[bytes]]:
+    """``gateway serve [args]`` with ``env`` (which sets ``GATEWAY_PORT=port``, or ``args`` ``--port``), ready
+    within 60 s (else the test fails with its log); stopped afterwards unless the test killed it."""
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=dict(env), cwd=cwd, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", *args], env=dict(env), cwd=cwd,
+                                stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and proc.poll() is None:

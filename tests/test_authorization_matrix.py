@@ -29,6 +29,7 @@ VXP_ROUTES = sorted((method.upper(), path) for path, ops in SPEC["paths"].items(
 # stranger (C), admin, auditor.
 OK = "ok"
 _witness_numbers = itertools.count()
+_operator_numbers = itertools.count()
 MATRIX: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/v1/agencies"): {"A": 403, "C": 403, "admin": OK, "auditor": OK},
     ("POST", "/v1/agencies"): {"A": 403, "auditor": 403, "admin": OK},
@@ -38,6 +39,15 @@ MATRIX: dict[tuple[str, str], dict[str, int | str]] = {
     ("DELETE", "/v1/agencies/{code}/certificates/{sha256}"): {"A": 403, "auditor": 403, "admin": OK},
     ("POST", "/v1/agencies/{code}/tokens"): {"A": 403, "auditor": 403, "admin": OK},
     ("DELETE", "/v1/agencies/{code}/tokens/{token_id}"): {"A": 403, "auditor": 403, "admin": OK},
+    ("GET", "/v1/agencies/{code}/tokens"): {"A": 403, "B": 403, "admin": OK, "auditor": OK},
+    ("GET", "/v1/operators"): {"A": 403, "B": 403, "admin": OK, "auditor": OK},
+    ("POST", "/v1/operators"): {"A": 403, "auditor": 403, "admin": 201},
+    # {name}: a fresh operator for the revocation (the admin itself would be the 409 operator-self-revoke).
+    ("POST", "/v1/operators/{name}/revoke"): {"A": 403, "auditor": 403, "admin": OK},
+    ("GET", "/v1/operators/{name}/tokens"): {"A": 403, "admin": OK, "auditor": OK},
+    ("POST", "/v1/operators/{name}/tokens"): {"A": 403, "auditor": 403, "admin": 201},
+    ("DELETE", "/v1/operators/{name}/tokens/{token_id}"): {"A": 403, "auditor": 403, "admin": 204},
+    ("GET", "/v1/deliveries"): {"A": 403, "B": 403, "C": 403, "admin": OK, "auditor": OK},
     ("POST", "/v1/deliveries/{delivery_id}/retry"): {"A": 403, "B": 403, "auditor": 403, "admin": 409},
     ("GET", "/v1/documents"): {"A": OK, "B": OK, "C": OK, "admin": OK, "auditor": OK},
     ("GET", "/v1/documents/{id}"): {"A": OK, "B": OK, "C": 404, "admin": OK, "auditor": OK},
@@ -48,6 +58,10 @@ MATRIX: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/v1/inbox/{delivery_id}"): {"A": 404, "B": OK, "C": 404, "admin": 403},
     ("POST", "/v1/inbox/{delivery_id}/ack"): {"A": 404, "C": 404, "admin": 403},
     ("GET", "/v1/ledger"): {"A": OK, "C": OK, "admin": OK, "auditor": OK},
+    # Every caller may open the event feed (each sees what GET /v1/ledger shows it); a stream never ends, which
+    # the in-process client would wait for, so the row asks for an unknown type: past authentication, the 422.
+    # The streams themselves: tests/test_event_feed*.py.
+    ("GET", "/v1/events"): {"A": 422, "B": 422, "C": 422, "admin": 422, "auditor": 422},
     ("GET", "/v1/ledger/verify"): {"A": 403, "admin": OK, "auditor": OK},
     ("GET", "/v1/ledger/checkpoints"): {"A": OK, "admin": OK},
     # No checkpoint is signed yet in this world: readers get the 404 that says so, strangers still 401.
@@ -105,9 +119,20 @@ async def _call(client: httpx.AsyncClient, w: dict[str, Any], method: str, path:
     elif path.endswith("/certificates/{sha256}"):
         # Register it first so the admin's revoke has something to revoke.
         await client.post(url.rsplit("/", 1)[0], json={"pem": spare.cert_pem}, headers=w["headers"]["admin"])
+    elif path == "/v1/operators/{name}/tokens/{token_id}":
+        issued = await client.post("/v1/operators/auditor/tokens", headers=w["headers"]["admin"])
+        url = url.replace("{name}", "auditor").replace("nope", issued.json()["id"])
     elif path.endswith("/tokens/{token_id}"):
         issued = await client.post(f"/v1/agencies/{a.code}/tokens", headers=w["headers"]["admin"])
         url = url.replace("nope", issued.json()["id"])
+    elif path == "/v1/operators" and method == "POST":
+        body = {"name": f"Kiểm soát viên {next(_operator_numbers)}", "role": "auditor"}
+    elif path == "/v1/operators/{name}/revoke":
+        name = f"Người được thu hồi {next(_operator_numbers)}"
+        await client.post("/v1/operators", json={"name": name, "role": "auditor"}, headers=w["headers"]["admin"])
+        url = url.replace("{name}", name)
+    elif path.startswith("/v1/operators/{name}"):
+        url = url.replace("{name}", "auditor")
     elif path == "/v1/vxp/systems" and method == "POST":
         body = {"agency": a.code}
     elif path == "/v1/vxp/systems/{system_id}":
@@ -126,6 +151,8 @@ async def _call(client: httpx.AsyncClient, w: dict[str, Any], method: str, path:
     elif path == "/v1/ledger/checkpoint/{size}/cosignatures":
         content = b"\xe2\x80\x94 w.example/witness AAAAAA==\n"
         headers["Content-Type"] = "text/plain"
+    elif path == "/v1/events":
+        params = {"type": "no.such-type"}
     elif path == "/v1/ledger/proof/inclusion":
         params = {"seq": "0"}
     elif path == "/v1/ledger/proof/consistency":

@@ -23,8 +23,9 @@ ABSTRACT = {"agency-invalid", "envelope-invalid", "certificate-error", "not-foun
 # over this gateway's HTTP API.
 UPSTREAM_ONLY = {"upstream-unavailable", "upstream-refused", "upstream-answer-invalid", "upstream-sender-unknown",
                  "upstream-sender-local", "upstream-no-local-recipient"}
-# Raised only by console commands (``gateway operator create``): no HTTP route manages operators yet.
-CONSOLE_ONLY = {"operator-invalid", "operator-exists"}
+# Answered only by the web console's pages (gateway.webconsole.errors: HTML pages carrying the slug; /console is not
+# in the spec). (operator-invalid / operator-exists were console-command only until POST /v1/operators, issue 16.)
+CONSOLE_ONLY = {"console-csrf-invalid", "console-operator-token-required"}
 
 
 def _all_problem_classes() -> list[type[GatewayError]]:

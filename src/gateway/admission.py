@@ -8,7 +8,9 @@ at most ``admission_wait_seconds``, and a request still waiting then is answered
 read or stored (it was not looked at, so there is nothing to refuse in the ledger). A client that retries
 after the pause sends the same bytes; intake is idempotent, so a retry never makes a second document.
 
-Health, readiness and metrics are never queued: an operator must see an overloaded gateway.
+Health, readiness and metrics are never queued: an operator must see an overloaded gateway. A Server-Sent
+Events stream is admitted like any request and gives its slot back when its answer starts: it may stay open for
+hours, and the streams have a cap of their own (``GATEWAY_EVENTS_MAX_STREAMS``).
 
 A pure ASGI middleware (no per-request task or body buffering); the limiter itself lives on
 ``app.state.admission``, made in the lifespan inside the event loop that uses it.
@@ -20,7 +22,7 @@ import asyncio
 import json
 
 from prometheus_client import Counter
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.problems import PROBLEM_MEDIA_TYPE, Overloaded
 
@@ -71,10 +73,28 @@ class AdmissionMiddleware:
             SHED.inc()
             await _overloaded(scope, send, admission.retry_after)
             return
+        held = True
+
+        async def send_releasing_streams(message: Message) -> None:
+            # A Server-Sent Events stream (GET /v1/events, the console's live view) lives as long as its client:
+            # it holds its slot while it is authenticated and set up, and gives it back once its answer starts
+            # (the streams have their own cap: gateway.ledger.feed.StreamSlots).
+            nonlocal held
+            if held and message["type"] == "http.response.start" and _is_event_stream(message):
+                held = False
+                admission.leave()
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_releasing_streams)
         finally:
-            admission.leave()
+            if held:
+                admission.leave()
+
+
+def _is_event_stream(start: Message) -> bool:
+    return any(name.lower() == b"content-type" and value.lower().startswith(b"text/event-stream")
+               for name, value in start.get("headers", ()))
 
 
 async def _overloaded(scope: Scope, send: Send, retry_after: int) -> None:

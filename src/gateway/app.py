@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 import gateway
-from gateway import logs, problem_handlers
+from gateway import docs, logs, metrics, openapi_spec, problem_handlers
 from gateway.admission import Admission, AdmissionMiddleware
 from gateway.agency.endpoints import router as agency_router
+from gateway.auth.endpoints import operators_router
 from gateway.auth.endpoints import router as tokens_router
 from gateway.blobs import BlobStore
 from gateway.config import Settings
@@ -24,6 +26,8 @@ from gateway.intake.endpoints import router as intake_router
 from gateway.intake.service import IntakeService
 from gateway.ledger.checkpointer import checkpoint_task
 from gateway.ledger.endpoints import router as ledger_router
+from gateway.ledger.events_endpoint import router as events_router
+from gateway.ledger.feed import StreamSlots
 from gateway.ledger.refusals import RefusalLog
 from gateway.ledger.stamping import TimestampGate
 from gateway.malware import ClamdScanner
@@ -37,6 +41,9 @@ from gateway.vxp.admin import router as vxp_admin_router
 from gateway.vxp.face import router as vxp_face_router
 from gateway.vxp.secrets import SecretBox
 from gateway.vxp.systems import VxpSystems
+from gateway.webconsole import errors as console_errors
+from gateway.webconsole.router import STATIC as CONSOLE_STATIC
+from gateway.webconsole.router import router as console_router
 
 DESCRIPTION = """\
 The gateway between the document-management systems (QLVB&ĐHTN) of state agencies: it takes signed edXML
@@ -64,8 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = create_database(settings.effective_database_url, pool_size=settings.database_pool_size,
                              pool_timeout=settings.database_pool_timeout_seconds,
                              pre_ping=settings.database_pool_pre_ping)
+        metrics.watch_pool(db.engine)
         app.state.db = db
         app.state.admission = Admission(settings.max_concurrent_requests, settings.admission_wait_seconds)
+        app.state.event_streams = StreamSlots(settings.events_max_streams)
         app.state.gateway_key = load_or_create(settings)
         app.state.blobs = BlobStore(settings.blobs_dir)
         app.state.rate_limiter = AgencyRateLimiter(settings.agency_rate_limit) if settings.agency_rate_limit else None
@@ -95,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if upstream is not None:
                 await upstream.aclose()
             await db.dispose()
+            metrics.process_exiting()
 
     logs.configure(settings.log_level, json=settings.log_json)
     app = FastAPI(
@@ -102,19 +112,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=gateway.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc are gateway.docs (no CDN), and only when settings.api_docs
+        docs_url=None,
+        redoc_url=None,
+        servers=openapi_spec.SERVERS,
+        license_info=openapi_spec.LICENSE,
     )
     app.state.settings = settings
     problem_handlers.install(app)
+    console_errors.install(app)  # console pages answer errors with HTML; the API keeps problem+json
     app.middleware("http")(logs.request_context)
-    app.add_middleware(AdmissionMiddleware)  # outermost: a shed request costs nothing else
+    app.add_middleware(AdmissionMiddleware)  # a shed request costs nothing else
+    app.add_middleware(metrics.HttpMetricsMiddleware)  # outermost: every request is counted, shed ones too
     app.include_router(health_router)
     app.include_router(agency_router)
     app.include_router(tokens_router)
+    app.include_router(operators_router)
     app.include_router(intake_router)
     app.include_router(documents_router)
     app.include_router(delivery_router)
     app.include_router(ledger_router)
+    app.include_router(events_router)
     app.include_router(reports_router)
     app.include_router(vxp_admin_router)
     app.include_router(vxp_face_router)
+    app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
+    app.include_router(console_router)
+    if settings.api_docs:
+        docs.install(app)
+    openapi_spec.install(app)
     return app

@@ -9,28 +9,42 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.agency.schemas import AgencyCreate, AgencyUpdate, PullDelivery, PushDelivery
 from gateway.agency.service import AgencyService
-from gateway.auth.service import AuthService
+from gateway.auth.schemas import OperatorOut, TokenInfo
+from gateway.auth.service import AuthService, list_operators, list_tokens
 from gateway.client.cli import register_client_commands
+from gateway.command import print_version
 from gateway.config import Settings
+from gateway.console import (
+    DatabaseNotReady,
+    check_sqlite_file,
+    connection_refused,
+    not_ready,
+    require_schema,
+    run_on_database,
+)
 from gateway.console import fail as _fail
-from gateway.db import create_database
+from gateway.db import Database, create_database
 from gateway.db.migrate import upgrade_sync
+from gateway.documents.service import VN_TZ
 from gateway.ledger.bundle_cli import verify_proof
 from gateway.ledger.cli import ledger_app
 from gateway.principal import console_principal
-from gateway.problems import GatewayError, RequestInvalid
+from gateway.problems import RequestInvalid
 from gateway.reports.cli import report_app
 from gateway.vxp.schemas import VxpSystemCreate, VxpSystemOut
 from gateway.vxp.secrets import SecretBox
@@ -41,7 +55,7 @@ M = TypeVar("M", bound=BaseModel)
 
 app = typer.Typer(help="Document interoperability gateway.", no_args_is_help=True, add_completion=False)
 agency_app = typer.Typer(help="The register of agencies.", no_args_is_help=True)
-token_app = typer.Typer(help="Agency API tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens of agencies and operators.", no_args_is_help=True)
 operator_app = typer.Typer(help="Operators (admin, auditor).", no_args_is_help=True)
 app.add_typer(agency_app, name="agency")
 app.add_typer(token_app, name="token")
@@ -59,32 +73,48 @@ upstream_app.add_typer(upstream_agencies_app, name="agencies")
 app.add_typer(upstream_app, name="upstream")
 
 
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=print_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Document interoperability gateway."""
+
+
 async def _migrate(settings: Settings) -> None:
-    db = create_database(settings.effective_database_url)
+    url = settings.effective_database_url
+    check_sqlite_file(url)
+    db = create_database(url)
     try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(upgrade_sync)
+        try:
+            conn = await db.engine.connect()
+        except (DBAPIError, OSError) as exc:
+            raise connection_refused(url, exc) from exc
+        try:
+            async with conn.begin():
+                await conn.run_sync(upgrade_sync)
+        finally:
+            await conn.close()
     finally:
         await db.dispose()
 
 
-def _in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``fn`` in one committed transaction on the configured database."""
-
-    async def runner() -> T:
-        settings = Settings()
-        db = create_database(settings.effective_database_url)
-        try:
-            async with db.transaction() as session:
-                return await fn(session)
-        finally:
-            await db.dispose()
-
+def _migrate_or_exit(settings: Settings) -> None:
     try:
-        return asyncio.run(runner())
-    except GatewayError as error:
-        _fail(error)
-        raise AssertionError("unreachable") from error
+        asyncio.run(_migrate(settings))
+    except DatabaseNotReady as error:
+        not_ready(error)
+
+
+def _in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``fn`` in one committed transaction on the configured database (refused in one line unless it is
+    reachable and at the latest migration: :func:`gateway.console.open_database`)."""
+
+    async def run(db: Database, _settings: Settings) -> T:
+        async with db.transaction() as session:
+            return await fn(session)
+
+    return run_on_database(run)
 
 
 def _echo_json(value: Any) -> None:
@@ -96,24 +126,41 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address (GATEWAY_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (GATEWAY_PORT)")] = None,
     migrate: Annotated[bool | None, typer.Option(help="apply migrations first (default: on SQLite)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=0, help="processes (GATEWAY_WORKERS); 0: one per CPU core on PostgreSQL, 1 on SQLite")] = None,
 ) -> None:
-    """Start the gateway (API and delivery workers)."""
+    """Start the gateway (API and delivery workers), in one process or several sharing the port."""
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway import metrics
 
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if workers is not None:
+        overrides["workers"] = workers
     settings = Settings(**overrides)
     if migrate is None:
         migrate = settings.effective_database_url.startswith("sqlite")
     if migrate:
-        asyncio.run(_migrate(settings))
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                log_level=settings.log_level, access_log=False)
+        _migrate_or_exit(settings)  # once, here, before any worker process starts
+    count = settings.effective_workers
+    if count == 1:
+        from gateway.app import create_app
+
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                    log_level=settings.log_level, access_log=False)
+        return
+    # Each worker process imports the app factory afresh and reads its settings from the environment: the
+    # command line's overrides go there, and so does the directory where the workers keep their metrics
+    # (gateway.metrics), made empty now, before any of them imports prometheus_client.
+    for name, value in overrides.items():
+        os.environ[f"GATEWAY_{name.upper()}"] = str(value)
+    metrics.prepare_multiprocess_dir((settings.data_dir / "run" / "prometheus").resolve())
+    uvicorn.run("gateway.app:create_app", factory=True, workers=count, host=settings.host, port=settings.port,
+                log_config=None, log_level=settings.log_level, access_log=False)
 
 
 @app.command()
@@ -128,7 +175,7 @@ def worker(
     """
     from gateway.app import scanner_of
     from gateway.blobs import BlobStore
-    from gateway.db.migrate import current_revision, head_revision
+    from gateway.console import open_database
     from gateway.delivery.worker import run_workers
     from gateway.intake.service import IntakeService
     from gateway.logs import configure
@@ -148,13 +195,8 @@ def worker(
     key = load_or_create(settings)
 
     async def run() -> None:
-        db = create_database(settings.effective_database_url)
+        db = await open_database(settings)
         try:
-            async with db.engine.connect() as conn:
-                revision = await conn.run_sync(current_revision)
-            if revision != head_revision():
-                typer.echo("the database is not at the latest migration; run `gateway migrate`", err=True)
-                raise typer.Exit(code=1)
             blobs = BlobStore(settings.blobs_dir)
             upstream = UpstreamClient.from_settings(settings) if settings.upstream_url else None
             if upstream is None:
@@ -176,13 +218,16 @@ def worker(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1")
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except DatabaseNotReady as error:
+        not_ready(error)
 
 
 @app.command("migrate")
 def migrate_cmd() -> None:
     """Apply the database migrations (idempotent)."""
-    asyncio.run(_migrate(Settings()))
+    _migrate_or_exit(Settings())
     typer.echo("database at the latest migration")
 
 
@@ -191,8 +236,10 @@ def backup_cmd(output: Annotated[Path, typer.Option("--output", "-o", help="an e
     """Back up the database, the blobs and the generated keys (README "Backup and restore")."""
     from gateway.backup import BackupError, backup
 
+    settings = Settings()
+    require_schema(settings)
     try:
-        manifest = backup(Settings(), output)
+        manifest = backup(settings, output)
     except (BackupError, subprocess.CalledProcessError) as exc:
         typer.echo(f"backup failed: {exc}", err=True)
         raise typer.Exit(code=1) from exc
@@ -402,44 +449,144 @@ def agency_cert_revoke(code: str, sha256: str) -> None:
     _echo_json(_in_transaction(run))
 
 
+def _expiry(days: int | None) -> datetime | None:
+    return datetime.now(UTC) + timedelta(days=days) if days is not None else None
+
+
+def _local(at: datetime | None) -> str:
+    """An instant as the console shows it: in Vietnam (+07:00), to the second."""
+    return at.astimezone(VN_TZ).isoformat(timespec="seconds") if at is not None else ""
+
+
+def _owner(agency: str | None, operator: str | None) -> tuple[str | None, str | None]:
+    if (agency is None) == (operator is None):
+        _fail(RequestInvalid("give one of --agency CODE or --operator NAME", field="agency"))
+    return agency, operator
+
+
+_EXPIRES_HELP = "the token is refused after this many days (default: it does not expire)"
+
+
 @token_app.command("create")
-def token_create(agency: Annotated[str, typer.Option(help="agency code")]) -> None:
-    """Issue an agency token. The token is printed once, alone on the last line."""
+def token_create(
+    agency: Annotated[str | None, typer.Option(help="agency code")] = None,
+    operator: Annotated[str | None, typer.Option(help="operator name")] = None,
+    expires_in_days: Annotated[int | None, typer.Option(min=1, max=36_500, help=_EXPIRES_HELP)] = None,
+) -> None:
+    """Issue a token for an agency or an operator. The token is printed once, alone on the last line."""
+    _owner(agency, operator)
+    expires_at = _expiry(expires_in_days)
 
     async def run(session: AsyncSession) -> tuple[str, str]:
-        return await AuthService(session).issue_agency_token(agency, actor=console_principal().actor)
+        service = AuthService(session)
+        if operator is not None:
+            token_id, token, _ = await service.issue_operator_token(operator, actor=console_principal().actor,
+                                                                    expires_at=expires_at)
+            return token_id, token
+        assert agency is not None
+        return await service.issue_agency_token(agency, actor=console_principal().actor, expires_at=expires_at)
 
     token_id, token = _in_transaction(run)
-    typer.echo(f"token id: {token_id}")
+    typer.echo(f"token id: {token_id}" + (f", expires {_local(expires_at)}" if expires_at else ""))
     typer.echo(token)
 
 
 @token_app.command("revoke")
-def token_revoke(agency: Annotated[str, typer.Option(help="agency code")], token_id: str) -> None:
-    """Revoke an agency token."""
+def token_revoke(
+    token_id: str,
+    agency: Annotated[str | None, typer.Option(help="agency code")] = None,
+    operator: Annotated[str | None, typer.Option(help="operator name")] = None,
+) -> None:
+    """Revoke an agency's or an operator's token."""
+    _owner(agency, operator)
 
     async def run(session: AsyncSession) -> None:
-        await AuthService(session).revoke_agency_token(agency, token_id, actor=console_principal().actor)
+        if operator is not None:
+            await AuthService(session).revoke_operator_token(operator, token_id, actor=console_principal().actor)
+        else:
+            assert agency is not None
+            await AuthService(session).revoke_agency_token(agency, token_id, actor=console_principal().actor)
 
     _in_transaction(run)
     typer.echo("revoked")
 
 
+@token_app.command("list")
+def token_list(
+    agency: Annotated[str | None, typer.Option(help="agency code")] = None,
+    operator: Annotated[str | None, typer.Option(help="operator name")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON (the items of the API's listing)")] = False,
+) -> None:
+    """List an agency's or an operator's tokens (ids and instants; never a secret), oldest first."""
+    _owner(agency, operator)
+
+    async def run(session: AsyncSession) -> list[TokenInfo]:
+        return await list_tokens(session, agency=agency, operator=operator)
+
+    tokens = _in_transaction(run)
+    if as_json:
+        _echo_json([t.model_dump(mode="json") for t in tokens])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "state", "created", "expires", "revoked")
+    for t in tokens:
+        table.add_row(t.id, t.state, _local(t.created_at), _local(t.expires_at), _local(t.revoked_at))
+    Console(width=200).print(table)
+
+
 @operator_app.command("create")
 def operator_create(
-    name: str, role: Annotated[str, typer.Option(help="admin | auditor")] = "admin"
+    name: str, role: Annotated[str, typer.Option(help="admin | auditor")] = "admin",
+    expires_in_days: Annotated[int | None, typer.Option(min=1, max=36_500, help=_EXPIRES_HELP)] = None,
 ) -> None:
     """Create an operator. Its token is printed once, alone on the last line."""
+    expires_at = _expiry(expires_in_days)
 
     async def run(session: AsyncSession) -> tuple[str, str]:
         _, token_id, token = await AuthService(session).create_operator(
-            name, role, actor=console_principal().actor
+            name, role, actor=console_principal().actor, expires_at=expires_at
         )
         return token_id, token
 
     token_id, token = _in_transaction(run)
-    typer.echo(f"operator {name} ({role}), token id: {token_id}")
+    typer.echo(f"operator {name} ({role}), token id: {token_id}"
+               + (f", expires {_local(expires_at)}" if expires_at else ""))
     typer.echo(token)
+
+
+@operator_app.command("list")
+def operator_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON (the items of GET /v1/operators)")] = False,
+) -> None:
+    """List the operators, revoked ones too, oldest first."""
+
+    async def run(session: AsyncSession) -> list[OperatorOut]:
+        return await list_operators(session)
+
+    operators = _in_transaction(run)
+    if as_json:
+        _echo_json([o.model_dump(mode="json") for o in operators])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "role", "created", "revoked", "active tokens")
+    for o in operators:
+        table.add_row(o.name, o.role, _local(o.created_at), _local(o.revoked_at), str(o.active_tokens))
+    Console(width=200).print(table)
+
+
+@operator_app.command("revoke")
+def operator_revoke(name: str) -> None:
+    """Revoke an operator: every token of theirs is refused and their console sessions end, at once."""
+
+    async def run(session: AsyncSession) -> None:
+        await AuthService(session).revoke_operator(name, by=console_principal())
+
+    _in_transaction(run)
+    typer.echo(f"operator {name} revoked")
 
 
 @vxp_system_app.command("create")
@@ -503,8 +650,6 @@ def upstream_agencies_sync(
     summary (counts, codes, what was skipped or dropped and why) is ledgered as `upstream.agencies_synced` and
     printed as JSON on the last line. When the upstream cannot be read, nothing changes and the command exits 1.
     """
-    from gateway.console import run_on_database
-    from gateway.db import Database
     from gateway.upstream.client import UpstreamClient
     from gateway.upstream.errors import UpstreamError
     from gateway.upstream.sync import EmptyUpstreamRegister, SyncSummary, UpstreamRegisterSync

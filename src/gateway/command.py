@@ -17,13 +17,22 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-__all__ = ["SERVER_COMMANDS", "client_only_app", "main"]
+__all__ = ["SERVER_COMMANDS", "client_only_app", "main", "print_version"]
 
 #: the commands of :mod:`gateway.cli` that need the server installed (everything but the agency commands)
 SERVER_COMMANDS = ("serve", "worker", "migrate", "backup", "restore", "openapi", "agency", "token", "operator",
                    "ledger", "report", "vxp", "upstream", "demo")
 
 INSTALL_SERVER = "pip install 'gateway[server]'"
+
+
+def print_version(value: bool) -> None:
+    """The ``--version`` option of both commands: ``gateway <version>`` on standard output, exit 0."""
+    if value:
+        from gateway import __version__
+
+        typer.echo(f"gateway {__version__}")
+        raise typer.Exit()
 
 
 def _server_stub(name: str, missing: str) -> Callable[..., None]:
@@ -45,6 +54,15 @@ def client_only_app(missing: str) -> typer.Typer:
              f"module named {missing!r}); {', '.join(SERVER_COMMANDS)} need {escape(INSTALL_SERVER)}.",
         no_args_is_help=True, add_completion=False,
     )
+
+
+    @app.callback()
+    def _options(
+        version: Annotated[bool, typer.Option("--version", callback=print_version, is_eager=True,
+                                              help="print the version and exit")] = False,
+    ) -> None:
+        """Document interoperability gateway: the agency commands."""
+
     register_client_commands(app)
     # Checking a proof bundle needs no server either (gateway.ledger.bundle: cryptography and the standard library).
     from gateway.ledger.bundle_cli import verify_proof

@@ -6,6 +6,7 @@ deployment cannot start with a value copied from the README.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -32,8 +33,15 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8080
+    # Processes of `gateway serve` (each with its API, push worker, checkpoint task and upstream poller, all safe
+    # side by side on one database); 0: one per CPU core on PostgreSQL, 1 on SQLite (one writer at a time: more
+    # processes only queue on its lock). See effective_workers.
+    workers: int = Field(default=0, ge=0)
     log_level: str = "info"
     log_json: bool = True
+    # /docs (Swagger UI) and /redoc, with their scripts served by the gateway itself (gateway.docs); false
+    # removes both pages and their assets (production). /openapi.json stays: it is the published contract.
+    api_docs: bool = True
 
     # The gateway's own signing key and certificate (PEM). Generated into data_dir/keys on first start
     # when not configured.
@@ -93,6 +101,21 @@ class Settings(BaseSettings):
     delivery_backoff_base_seconds: float = 2.0
     delivery_backoff_cap_seconds: float = 3600.0
     lease_seconds: float = 60.0
+
+    # The web console (/console): a session ends after this long without a page view, and in any case this
+    # long after sign-in; its cookie is marked Secure on https requests, and always when console_cookie_secure
+    # (TLS ended at a reverse proxy that talks plain HTTP to the gateway).
+    console_idle_seconds: float = Field(default=900.0, gt=0)
+    console_max_seconds: float = Field(default=43200.0, gt=0)
+    console_cookie_secure: bool = False
+
+    # The event feed (GET /v1/events, gateway.ledger.feed): how often a stream looks for new ledger entries, how
+    # many streams a process serves at once (past that: 503 with Retry-After), how often an open stream sends a
+    # keep-alive comment and checks its caller's credential again (revoked, expired, suspended: the stream ends).
+    events_poll_seconds: float = Field(default=0.5, gt=0)
+    events_max_streams: int = Field(default=100, ge=1)
+    events_ping_seconds: float = Field(default=15.0, gt=0)
+    events_recheck_seconds: float = Field(default=30.0, gt=0)
 
     # Ledger checkpoints.
     checkpoint_every_entries: int = 1000
@@ -186,6 +209,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.sqlite3').resolve()}"
+
+    @property
+    def effective_workers(self) -> int:
+        if self.workers:
+            return self.workers
+        if not self.effective_database_url.startswith("postgresql"):
+            return 1
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
     def envelope_limits(self) -> Limits:
         return Limits(

@@ -160,3 +160,5 @@ class AgencyList(BaseModel):
 class TokenOut(BaseModel):
     id: str
     token: str = Field(description="shown once; the gateway keeps only its hash")
+    expires_at: datetime | None = Field(default=None, description="the token is refused from this instant on; "
+                                                                  "null: it does not expire")

@@ -1,12 +1,12 @@
-"""``/v1/inbox…`` (pull agencies) and ``POST /v1/deliveries/{id}/retry`` (admin); refusals of an
-acknowledgement or a re-queue are ledgered as ``delivery.refused``."""
+"""``/v1/inbox…`` (pull agencies), ``GET /v1/deliveries`` (operators) and ``POST /v1/deliveries/{id}/retry``
+(admin); refusals of an acknowledgement or a re-queue are ledgered as ``delivery.refused``."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -21,19 +21,30 @@ from gateway.delivery.errors import (
     InboxCursorInvalid,
 )
 from gateway.delivery.push import gateway_headers
-from gateway.delivery.schemas import Ack, AckOut, DeliveryOut, Inbox, InboxItem, Requeue
+from gateway.delivery.schemas import Ack, AckOut, DeliveryList, DeliveryOut, Inbox, InboxItem, Requeue
+from gateway.delivery.search import DEFAULT_LIMIT as SEARCH_LIMIT
+from gateway.delivery.search import MAX_LIMIT as SEARCH_MAX_LIMIT
+from gateway.delivery.search import (
+    DeliveryCursorInvalid,
+    DeliveryFilterInvalid,
+    parse_delivery_filter,
+    search_deliveries,
+)
 from gateway.deps import (
     BlobsDep,
     CurrentAdmin,
     CurrentAgency,
+    CurrentOperator,
     DeliveryDep,
     GatewayKeyDep,
     RefusalScope,
+    SessionDep,
     WakeWorker,
     ledgered_refusals,
     read_limited,
 )
 from gateway.documents.models import Delivery
+from gateway.envelope.push_signature import H_REFERS_TO, H_SIGNATURE, SIGNED_HEADERS
 from gateway.problem_handlers import problems
 from gateway.problems import BodyTooLarge, Forbidden, RequestInvalid, Unauthenticated
 
@@ -95,6 +106,11 @@ _DOWNLOAD: dict[int | str, dict[str, Any]] = {
                        "signed X-Gateway-* headers as a push delivery",
         "content": {"application/xml": {"schema": {"type": "string", "format": "binary"}},
                     "multipart/form-data": {"schema": {"type": "string", "format": "binary"}}},
+        "headers": {
+            name: {"description": "as on a push delivery (the webhook `delivery`)", "required": name != H_REFERS_TO,
+                   "schema": {"type": "string"}}
+            for name in (*SIGNED_HEADERS, H_SIGNATURE, H_REFERS_TO)
+        },
     }
 }
 
@@ -160,6 +176,32 @@ async def acknowledge(delivery_id: str, request: Request, agency: CurrentAgency,
 
 
 # -- operators ---------------------------------------------------------------------------------------------------
+
+@router.get("/v1/deliveries", response_model=DeliveryList,
+            responses=problems(Unauthenticated, Forbidden, DeliveryFilterInvalid, DeliveryCursorInvalid))
+async def list_deliveries(
+    operator: CurrentOperator,
+    session: SessionDep,
+    state: Annotated[str | None, Query(max_length=20, description="a delivery state")] = None,
+    recipient: Annotated[str | None, Query(max_length=64, description="the recipient's agency code")] = None,
+    sender: Annotated[str | None, Query(max_length=64, description="the document sender's agency code")] = None,
+    mode: Annotated[str | None, Query(max_length=10, description="push, pull or upstream")] = None,
+    document: Annotated[str | None, Query(max_length=64, description="the gateway document id")] = None,
+    updated_from: Annotated[str | None, Query(
+        max_length=40, description="last changed at or after: RFC 3339 instant with offset, or a date (midnight "
+        "+07:00)")] = None,
+    updated_to: Annotated[str | None, Query(max_length=40, description="last changed before (exclusive)")] = None,
+    order: Annotated[Literal["newest", "oldest"], Query(
+        description="newest (default) or oldest first: oldest with a state lists what waits longest")] = "newest",
+    limit: Annotated[int, Query(ge=1, le=SEARCH_MAX_LIMIT, description="deliveries per page")] = SEARCH_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=300, description="`next_cursor` of the previous page")] = None,
+) -> DeliveryList:
+    """Deliveries by the time of their last change, with keyset paging (operators: admin and auditor)."""
+    flt = parse_delivery_filter(state=state, recipient=recipient, sender=sender, mode=mode, document=document,
+                                updated_from=updated_from, updated_to=updated_to)
+    page = await search_deliveries(session, flt, limit=limit, cursor=cursor, order=order)
+    return DeliveryList(items=page.items, next_cursor=page.next_cursor)
+
 
 @router.post("/v1/deliveries/{delivery_id}/retry", response_model=DeliveryOut,
              openapi_extra=_json_request(Requeue, required=False),

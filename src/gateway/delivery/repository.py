@@ -270,6 +270,41 @@ class DeliveryRepository:
         )
         return int(result.scalar_one())
 
+    async def search(
+        self, *, state: str | None = None, recipient: str | None = None, sender: str | None = None,
+        mode: str | None = None, document: str | None = None, updated_from: datetime | None = None,
+        updated_to: datetime | None = None, oldest_first: bool = False, after: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> Sequence[tuple[Delivery, Document]]:
+        """Deliveries with their document, by ``updated_at`` then ``id`` (newest first, or oldest first), after
+        the keyset ``after`` (index ``ix_deliveries_state_updated`` when a state is given)."""
+        query = select(Delivery, Document).join(Document, Document.id == Delivery.document)
+        if state is not None:
+            query = query.where(Delivery.state == state)
+        if recipient is not None:
+            query = query.where(Delivery.recipient == recipient)
+        if sender is not None:
+            query = query.where(Document.sender == sender)
+        if mode is not None:
+            query = query.where(Delivery.mode == mode)
+        if document is not None:
+            query = query.where(Delivery.document == document)
+        if updated_from is not None:
+            query = query.where(Delivery.updated_at >= updated_from)
+        if updated_to is not None:
+            query = query.where(Delivery.updated_at < updated_to)
+        if after is not None:
+            at, last_id = after
+            if oldest_first:
+                beyond = or_(Delivery.updated_at > at, and_(Delivery.updated_at == at, Delivery.id > last_id))
+            else:
+                beyond = or_(Delivery.updated_at < at, and_(Delivery.updated_at == at, Delivery.id < last_id))
+            query = query.where(beyond)
+        order = ((Delivery.updated_at, Delivery.id) if oldest_first
+                 else (Delivery.updated_at.desc(), Delivery.id.desc()))
+        result = await self.session.execute(query.order_by(*order).limit(limit))
+        return [(d, doc) for d, doc in result.all()]
+
     async def inbox(
         self, recipient: str, after: tuple[int, datetime, str] | None, limit: int
     ) -> Sequence[tuple[Delivery, Document]]:

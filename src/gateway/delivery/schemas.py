@@ -69,3 +69,26 @@ class DeliveryOut(BaseModel):
     received_at: datetime | None
     last_error: str | None
     requeued_at: datetime | None
+
+
+class DeliverySummary(BaseModel):
+    """One row of a delivery search (``GET /v1/deliveries``, ``gateway.delivery.search``)."""
+
+    id: str
+    document: str = Field(description="the gateway document id")
+    document_id: str = Field(description="the document's edXML DocumentId")
+    sender: str
+    recipient: str
+    mode: Literal["push", "pull", "upstream"]
+    state: DeliveryState
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime = Field(description="the last change of state (the order of the listing)")
+    received_at: datetime | None
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliverySummary]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")

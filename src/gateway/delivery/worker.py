@@ -210,7 +210,7 @@ class DeliveryWorker:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-        metrics.LATENCY.observe(result.duration)
+        metrics.LATENCY.labels(recipient=job.recipient).observe(result.duration)
         if result.outcome == "delivered":
             arrival: bytes | None = None
             if job.kind == "document":
@@ -221,7 +221,7 @@ class DeliveryWorker:
                 await asyncio.to_thread(self.blobs.put, arrival)
             recorded = await self._outcomes.run(lambda session: PushTransitions(session).delivered(
                 job, result.received_at, result.http_status or 0, result.duration, arrival, self.key))
-            self._count(recorded, "delivered")
+            self._count(recorded, "delivered", job.recipient)
             if recorded:
                 metrics.DELIVERED.labels(mode="push").inc()
         elif result.outcome == "retry":
@@ -233,7 +233,7 @@ class DeliveryWorker:
             else:
                 recorded = await self._outcomes.run(
                     lambda session: PushTransitions(session).retry(job, decision, result.error, result.http_status))
-                self._count(recorded, "retry")
+                self._count(recorded, "retry", job.recipient)
         else:
             await self._record_dead(job, "refused", result.error, result.http_status)
         _log.info("delivery attempt", worker=self.owner, delivery=job.delivery_id, attempt=job.attempt,
@@ -272,13 +272,13 @@ class DeliveryWorker:
             for keeper in keepers:
                 keeper.cancel()
             await asyncio.gather(*keepers, return_exceptions=True)
-        metrics.LATENCY.observe(result.duration)
+        metrics.LATENCY.labels(recipient=metrics.UPSTREAM).observe(result.duration)
         if result.outcome == "forwarded":
             first_check = datetime.now(UTC) + timedelta(seconds=self.settings.upstream_poll_seconds)
             forwarder = self.forwarder
             recorded = await self._outcomes.run(lambda session: PushTransitions(session).forwarded(
                 jobs, result, forwarder.upstream, first_check))
-            self._count(recorded, "forwarded")
+            self._count(recorded, "forwarded", metrics.UPSTREAM)
         elif result.outcome == "retry":
             for job in jobs:
                 decision = decide_failure(attempt=job.attempt, window_start=job.window_start, now=datetime.now(UTC),
@@ -288,7 +288,7 @@ class DeliveryWorker:
                                             result.http_status)
                 else:
                     self._count(await self._outcomes.run(_retry(job, decision, result.error, result.http_status)),
-                                "retry")
+                                "retry", metrics.UPSTREAM)
         else:
             for job in jobs:
                 await self._record_dead(job, "refused", result.error, result.http_status)
@@ -310,14 +310,14 @@ class DeliveryWorker:
     async def _record_dead(self, job: Job, reason: str, error: str, http_status: int | None) -> None:
         recorded = await self._outcomes.run(
             lambda session: PushTransitions(session).dead(job, reason, error, http_status))
-        self._count(recorded, "dead")
+        self._count(recorded, "dead", metrics.UPSTREAM if job.mode == "upstream" else job.recipient)
         if recorded:
             metrics.DEAD.labels(reason=reason).inc()
             _log.warning("delivery dead", worker=self.owner, delivery=job.delivery_id, recipient=job.recipient,
                          reason=reason, error=error)
 
-    def _count(self, recorded: bool, outcome: str) -> None:
-        metrics.ATTEMPTS.labels(outcome=outcome if recorded else "lease-lost").inc()
+    def _count(self, recorded: bool, outcome: str, recipient: str) -> None:
+        metrics.ATTEMPTS.labels(outcome=outcome if recorded else "lease-lost", recipient=recipient).inc()
         if not recorded:
             _log.warning("delivery lease lost; outcome not recorded", worker=self.owner, outcome=outcome)
 

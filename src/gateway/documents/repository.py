@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.documents.models import Attachment, Delivery, Document
+
+# Case folding of the subject search, the same on both databases and in any database locale: ASCII letters and
+# every Vietnamese letter (precomposed, NFC; Đ included) are folded to lower case, nothing else is. PostgreSQL's
+# lower() follows the database's LC_CTYPE (only ASCII under the C locale) and SQLite's folds ASCII only, so the
+# mapping is explicit: translate() of the subject on PostgreSQL; on SQLite (no translate(), and 67 nested
+# replace() overflow its parser) a case-sensitive GLOB whose every letter is the class of its two cases, [Hh][Ộộ].
+# :data:`SUBJECT_FOLD` is the same mapping for the query text, kept next to the SQL it must match.
+_VI_LOWER = "àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ"
+_UPPER = string.ascii_uppercase + _VI_LOWER.upper()
+_LOWER = string.ascii_lowercase + _VI_LOWER
+SUBJECT_FOLD = str.maketrans(_UPPER, _LOWER)
+_UNFOLD = dict(zip(_LOWER, _UPPER, strict=True))
+
+
+def _subject_contains(needle: str, dialect: str) -> ColumnElement[bool]:
+    """The subject contains ``needle`` (already folded) with the fold above applied to the subject."""
+    if dialect == "sqlite":
+        pattern = "".join(f"[{c}{_UNFOLD[c]}]" if c in _UNFOLD else f"[{c}]" if c in "*?[" else c for c in needle)
+        return Document.subject.op("GLOB")("*" + pattern + "*")
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return func.translate(Document.subject, _UPPER, _LOWER).like("%" + escaped + "%", escape="\\")
 
 
 class DocumentRepository:
@@ -129,6 +152,62 @@ class DocumentRepository:
                 or_(Document.sender == party,
                     Document.id.in_(select(Delivery.document).where(Delivery.recipient == party))),
             ).order_by(Document.sent_at.desc(), Document.id)
+        )
+        return result.scalars().all()
+
+    async def search(
+        self, *, document_id: str | None = None, sender: str | None = None, recipient: str | None = None,
+        state: str | None = None, kind: str | None = None, sent_from: datetime | None = None,
+        sent_to: datetime | None = None, subject_contains: Sequence[str] = (), visible_to: str | None = None,
+        after: tuple[datetime, str] | None = None, limit: int = 50,
+    ) -> Sequence[Document]:
+        """Documents newest first (``sent_at`` then ``id`` descending), after the keyset ``after``.
+
+        ``recipient`` and ``state`` together: one delivery to that recipient is in that state.
+        ``subject_contains``: already folded (:data:`SUBJECT_FOLD`) alternatives, any of which the folded
+        subject contains. ``visible_to``: only what that agency sent or has a delivery of.
+        """
+        query = select(Document)
+        if document_id is not None:
+            query = query.where(Document.document_id == document_id)
+        if sender is not None:
+            query = query.where(Document.sender == sender)
+        if kind is not None:
+            query = query.where(Document.kind == kind)
+        if recipient is not None or state is not None:
+            delivery = select(Delivery.id).where(Delivery.document == Document.id)
+            if recipient is not None:
+                delivery = delivery.where(Delivery.recipient == recipient)
+            if state is not None:
+                delivery = delivery.where(Delivery.state == state)
+            query = query.where(delivery.exists())
+        if sent_from is not None:
+            query = query.where(Document.sent_at >= sent_from)
+        if sent_to is not None:
+            query = query.where(Document.sent_at < sent_to)
+        if subject_contains:
+            dialect = self.session.get_bind().dialect.name
+            query = query.where(or_(*(_subject_contains(n, dialect) for n in subject_contains)))
+        if visible_to is not None:
+            query = query.where(or_(
+                Document.sender == visible_to,
+                Document.id.in_(select(Delivery.document).where(Delivery.recipient == visible_to)),
+            ))
+        if after is not None:
+            at, last_id = after
+            query = query.where(or_(Document.sent_at < at, and_(Document.sent_at == at, Document.id < last_id)))
+        result = await self.session.execute(
+            query.order_by(Document.sent_at.desc(), Document.id.desc()).limit(limit)
+        )
+        return result.scalars().all()
+
+    async def deliveries_of(self, documents: Sequence[str]) -> Sequence[Delivery]:
+        """The deliveries of these documents, by document then recipient."""
+        if not documents:
+            return []
+        result = await self.session.execute(
+            select(Delivery).where(Delivery.document.in_(list(documents)))
+            .order_by(Delivery.document, Delivery.recipient)
         )
         return result.scalars().all()
 

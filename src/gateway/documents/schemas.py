@@ -109,7 +109,27 @@ class DocumentView(BaseModel):
 
 
 class DocumentList(BaseModel):
-    items: list[DocumentView]
+    items: list[DocumentView] = Field(description="newest first (sent instant, then id, descending)")
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page; null on the "
+                                                              "last page")
+
+
+class DocumentSummary(BaseModel):
+    """One row of a document search (``gateway.documents.search.search_documents``): what a result list shows,
+    read in a few queries for a whole page."""
+
+    id: str = Field(description="the gateway document id")
+    document_id: str = Field(description="the edXML DocumentId")
+    kind: Literal["document", "status"]
+    sender: str
+    subject: str | None
+    code: str | None
+    sent_at: datetime
+    recipients: list[str] = Field(description="the recipients' agency codes, in code order")
+    states: dict[str, DeliveryState] = Field(description="per recipient code: its delivery's state")
+    status_code: str | None
+    multipart: bool
+    deviations: int = Field(description="how many deviations were recorded for the envelope")
 
 
 class ProofEntry(BaseModel):

@@ -77,6 +77,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway import metrics
 from gateway.acceptance import Accepted, Event, Message, NewAttachment, Target, accept
 from gateway.agency.models import AgencyCertificate
 from gateway.agency.repository import AgencyRepository
@@ -334,7 +335,9 @@ class IntakeService:
     async def _accept(self, message: Message, targets: Sequence[Target], event: Event) -> Accepted:
         """Step 8, in a transaction shared with the other messages being stored at this moment (one ledger
         lock, one commit for all of them); returns once it has committed."""
-        return await self._writes.run(lambda session: accept(session, message, targets, event))
+        accepted = await self._writes.run(lambda session: accept(session, message, targets, event))
+        metrics.DOCUMENTS_ACCEPTED.labels(kind=accepted.document.kind).inc()
+        return accepted
 
     async def _result(self, accepted: Accepted) -> IntakeResult:
         receipt = await asyncio.to_thread(

@@ -17,12 +17,16 @@ from gateway.config import Settings
 from gateway.console import fail, run_on_database
 from gateway.db import Database
 from gateway.ledger.checkpointer import CheckpointRefused, checkpoint_if_due
-from gateway.ledger.schemas import CheckpointOut, VerifyOut
+from gateway.ledger.errors import LedgerFilterInvalid
+from gateway.ledger.query import Visibility, parse_filter
+from gateway.ledger.repository import LedgerRepository
+from gateway.ledger.schemas import CheckpointOut, LedgerEntryOut, VerifyOut
 from gateway.ledger.verify import LedgerVerifier, VerifyMode
 from gateway.problems import RequestInvalid
 from gateway.signing import load_or_create
 
-ledger_app = typer.Typer(help="The ledger: verify the hash chain and its signed checkpoints.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The ledger: query it, verify the hash chain and its signed checkpoints.",
+                         no_args_is_help=True)
 
 
 
@@ -90,3 +94,49 @@ def checkpoint() -> None:
         typer.echo("nothing new to sign: the last checkpoint covers the head")
         return
     typer.echo(json.dumps(out.model_dump(mode="json"), ensure_ascii=False, indent=2))
+
+
+@ledger_app.command("query")
+def query(
+    agency: Annotated[str | None, typer.Option(help="agency code, as sender or recipient")] = None,
+    document: Annotated[str | None, typer.Option(help="the gateway's document id")] = None,
+    document_id: Annotated[str | None, typer.Option("--document-id", help="the edXML DocumentId")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="an event type (gateway.ledger.events)")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="RFC 3339 instant with offset, inclusive")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="RFC 3339 instant with offset, exclusive")] = None,
+    after: Annotated[int | None, typer.Option(min=0, help="only entries after this seq (resume where a run "
+                                                           "stopped: the seq it printed last)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="at most this many entries")] = 100,
+    table: Annotated[bool, typer.Option("--table", help="a table instead of JSON lines")] = False,
+) -> None:
+    """Entries in seq order with the filters of GET /v1/ledger (every entry: the console is an operator), one
+    JSON document per line (the items of GET /v1/ledger). When more match than --limit, standard error says
+    the --after that continues."""
+    try:
+        flt = parse_filter(agency=agency, document=document, document_id=document_id, type=type_, since=since,
+                           until=until)
+    except LedgerFilterInvalid as error:
+        fail(error)
+
+    async def run(db: Database, _settings: Settings) -> list[LedgerEntryOut]:
+        async with db.read() as session:
+            entries = await LedgerRepository(session).page(flt, Visibility(), after=after, limit=limit + 1)
+        return [LedgerEntryOut.of(e) for e in entries]
+
+    entries = run_on_database(run)
+    more = len(entries) > limit
+    entries = entries[:limit]
+    if table:
+        from rich.console import Console
+        from rich.table import Table
+
+        out = Table("seq", "recorded_at", "type", "actor", "document_id", "sender", "recipient")
+        for e in entries:
+            out.add_row(str(e.seq), e.recorded_at, e.type, e.actor, e.document_id or "", e.sender or "",
+                        e.recipient or "")
+        Console(width=200).print(out)
+    else:
+        for e in entries:
+            typer.echo(json.dumps(e.model_dump(mode="json"), ensure_ascii=False))
+    if more and entries:
+        typer.echo(f"more entries match: continue with --after {entries[-1].seq}", err=True)

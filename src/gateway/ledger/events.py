@@ -11,9 +11,16 @@ EVENT_TYPES: dict[str, str] = {
     "agency.updated": "an agency's register entry changed (details: the changed fields)",
     "certificate.added": "a signing certificate was registered for an agency",
     "certificate.revoked": "a signing certificate was revoked",
-    "token.issued": "an API token was issued (details: token id, never the token)",
-    "token.revoked": "an API token was revoked",
-    "operator.created": "an operator account was created",
+    "token.issued": "an API token was issued (details: token_id, agency or operator, expires_at when it expires; "
+                    "never the token)",
+    "token.revoked": "an API token was revoked (details: token_id, agency or operator)",
+    "operator.created": "an operator account was created (details: operator, role, token_id of its first token, "
+                        "expires_at when that token expires)",
+    "operator.revoked": "an operator account was revoked: its tokens were revoked and its console sessions ended "
+                        "(details: operator, role, tokens_revoked, console_sessions_ended)",
+    "console.signed_in": "an operator signed in to the web console with a token (details: token_id; never the "
+                         "token or the session cookie)",
+    "console.signed_out": "an operator signed out of the web console (details: token_id)",
     "vxp_system.created": "a VXP system (national axis protocol credential) was created for an agency "
                           "(details: system_id, serves; never the secret)",
     "vxp_system.revoked": "a VXP system was revoked (details: system_id)",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gateway import metrics
 from gateway.db import Database
 from gateway.ledger import service as ledger
 from gateway.problems import GatewayError
@@ -26,3 +27,4 @@ class RefusalLog:
         async with self.db.transaction() as session:
             await ledger.append(session, type=event, actor=actor, sender=sender,
                                 details={"rule": error.slug, "status": error.status, **details})
+        metrics.count_refusal(event, error.slug)

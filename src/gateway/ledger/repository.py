@@ -190,6 +190,13 @@ class LedgerRepository:
 
     # -- queries ---------------------------------------------------------------------------------------
 
+    async def seqs_after(self, after: int, limit: int) -> Sequence[int]:
+        """Up to ``limit`` committed seqs above ``after``, ascending: the primary key alone (the event feed reads
+        these to find where the ledger is contiguous before it reads the entries themselves)."""
+        result = await self.session.execute(
+            select(LedgerEntry.seq).where(LedgerEntry.seq > after).order_by(LedgerEntry.seq).limit(limit))
+        return result.scalars().all()
+
     async def page(
         self,
         flt: LedgerFilter,
@@ -198,9 +205,13 @@ class LedgerRepository:
         after: int | None,
         limit: int,
         upto: int | None = None,
+        types: frozenset[str] | None = None,
     ) -> Sequence[LedgerEntry]:
-        """Entries matching ``flt`` that ``visibility`` may see, in seq order, after ``after`` (keyset)."""
+        """Entries matching ``flt`` that ``visibility`` may see, in seq order, after ``after`` (keyset); with
+        ``types``, only entries of one of those types (the event feed's repeatable ``type``)."""
         clauses = [*_filter_clause(flt), *_visibility_clause(visibility)]
+        if types is not None:
+            clauses.append(LedgerEntry.type.in_(sorted(types)))
         if after is not None:
             clauses.append(LedgerEntry.seq > after)
         if upto is not None:

@@ -41,8 +41,10 @@ from gateway.logs import get_logger
 
 _log = get_logger("gateway.ledger.stamping")
 GATE_TTL = 5.0
+# Every process reads the same age from the database; several worker processes: the latest reading of those alive.
 UNSTAMPED = Gauge("gateway_ledger_unstamped_seconds",
-                  "Age of the oldest ledger checkpoint without an RFC 3161 timestamp (0: all stamped)")
+                  "Age of the oldest ledger checkpoint without an RFC 3161 timestamp (0: all stamped)",
+                  multiprocess_mode="livemostrecent")
 
 
 def load_tsa_certificates(path: Path) -> list[x509.Certificate]:
