@@ -236,6 +236,7 @@ async def test_operator_tokens_are_issued_listed_and_revoked_one_by_one(
     ({"name": "z", "role": "root"}, 422, "request-invalid"),
     ({"name": "z"}, 422, "request-invalid"),
     ({"name": "a\u0000b", "role": "admin"}, 422, "operator-invalid"),
+    ({"name": "Phòng/CNTT", "role": "admin"}, 422, "operator-invalid"),
     ({"name": "admin", "role": "admin"}, 409, "operator-exists"),
 ])
 async def test_bad_operator_bodies_are_problems(

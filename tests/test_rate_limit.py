@@ -24,3 +24,23 @@ async def test_agency_over_its_rate_gets_429_with_retry_after(
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert (await client.get(probe, headers=calm.headers)).status_code == 404
     assert (await client.get("/v1/agencies", headers=admin_headers)).status_code == 200
+
+
+async def test_a_vxp_system_over_its_agencys_rate_gets_429_with_retry_after(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """The VXP face answers its JSON FAIL with the same Retry-After the API sends (the spec declares it on 429)."""
+    from vxp_sdk import VxpSdk
+
+    await register(client, admin_headers, "000.00.00.G22", "Văn phòng Chính phủ")
+    r = await client.post("/v1/vxp/systems", json={"agency": "000.00.00.G22", "serves": "agency"},
+                          headers=admin_headers)
+    assert r.status_code == 201, r.text
+    sdk = VxpSdk(client, "/vxp", r.json()["system_id"], r.json()["secret"])
+    app.state.rate_limiter = AgencyRateLimiter("2/minute")
+    answers = [await sdk.get_agencies_list() for _ in range(3)]
+    assert [a.response.status_code for a in answers] == [200, 200, 429]
+    limited = answers[-1]
+    assert limited.json is not None
+    assert (limited.json["status"], limited.json["ErrorCode"]) == ("FAIL", "rate-limited")
+    assert 1 <= int(limited.response.headers["Retry-After"]) <= 60

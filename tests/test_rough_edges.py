@@ -405,3 +405,13 @@ async def test_ledger_csv_starts_with_a_bom_and_keeps_vietnamese_text(
     registered = next(row for row in rows if row["type"] == "agency.registered")
     assert json.loads(registered["details"])["agency"]["name"] == name
     assert name.encode("utf-8") in r.content
+
+
+def test_cert_add_with_a_missing_pem_file_is_a_usage_error_not_a_traceback(
+        tmp_path: Path, gateway_key_files: tuple[Path, Path]) -> None:
+    env = _base_env(tmp_path / "var", gateway_key_files)
+    proc = run_gateway(env, "agency", "cert-add", "000.00.00.G22", str(tmp_path / "missing.pem"))
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "var").exists()

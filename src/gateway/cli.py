@@ -427,7 +427,10 @@ def agency_activate(code: str) -> None:
 
 
 @agency_app.command("cert-add")
-def agency_cert_add(code: str, pem_file: Path) -> None:
+def agency_cert_add(
+    code: str,
+    pem_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="the certificate (PEM)")],
+) -> None:
     """Register a signing certificate (PEM) for an agency."""
     pem = pem_file.read_text(encoding="utf-8", errors="replace")
 

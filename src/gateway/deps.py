@@ -21,6 +21,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.delivery.service import DeliveryService
 from gateway.intake.service import IntakeService
+from gateway.ledger.feed import StreamSlots
 from gateway.ledger.refusals import RefusalLog
 from gateway.principal import Principal
 from gateway.problems import BodyTooLarge, Forbidden, GatewayError, Unauthenticated
@@ -83,6 +84,12 @@ def get_wake_worker(request: Request) -> Callable[[], None]:
     return worker.notify if worker is not None else _nothing
 
 
+def get_stream_slots(request: Request) -> StreamSlots:
+    """The process's cap on open event streams (``GET /v1/events``, ``/console/events``)."""
+    slots: StreamSlots = request.app.state.event_streams
+    return slots
+
+
 def _nothing() -> None:
     return None
 
@@ -97,6 +104,7 @@ DeliveryDep = Annotated[DeliveryService, Depends(get_delivery)]
 RefusalsDep = Annotated[RefusalLog, Depends(get_refusals)]
 WakeWorker = Annotated[Callable[[], None], Depends(get_wake_worker)]
 VxpSystemsDep = Annotated[VxpSystems, Depends(get_vxp_systems)]
+StreamSlotsDep = Annotated[StreamSlots, Depends(get_stream_slots)]
 
 _bearer = HTTPBearer(auto_error=False, description="an agency or operator token issued by an admin")
 

@@ -111,8 +111,9 @@ class AuthService:
         """A new operator and its first token (expiring at ``expires_at``, if given): (operator, token id,
         token)."""
         name = name.strip()
-        if not name or len(name) > 200 or not name.isprintable():
-            raise OperatorInvalid("name: 1 to 200 printable characters", field="name")
+        # "/" would make the operator unaddressable in /v1/operators/{name}/...
+        if not name or len(name) > 200 or not name.isprintable() or "/" in name:
+            raise OperatorInvalid("name: 1 to 200 printable characters, no '/'", field="name")
         if role not in ("admin", "auditor"):
             raise OperatorInvalid("role: admin or auditor", field="role")
         now = datetime.now(UTC)

@@ -59,13 +59,6 @@ class DocumentRepository:
         )
         return result.scalar_one_or_none()
 
-    async def find_by_document_id(self, document_id: str) -> Sequence[Document]:
-        result = await self.session.execute(
-            select(Document).where(Document.document_id == document_id, Document.kind == "document")
-            .order_by(Document.sent_at)
-        )
-        return result.scalars().all()
-
     async def attachments(self, document: str) -> Sequence[Attachment]:
         result = await self.session.execute(
             select(Attachment).where(Attachment.document == document).order_by(Attachment.ordinal)
@@ -110,20 +103,6 @@ class DocumentRepository:
             )
         )
         return bool(result.scalar_one())
-
-    async def visible_ids(self, ids: Sequence[str], agency: str) -> set[str]:
-        if not ids:
-            return set()
-        result = await self.session.execute(
-            select(Document.id).where(
-                Document.id.in_(list(ids)),
-                or_(
-                    Document.sender == agency,
-                    Document.id.in_(select(Delivery.document).where(Delivery.recipient == agency)),
-                ),
-            )
-        )
-        return set(result.scalars())
 
     async def recipients_of(self, document: str) -> list[str]:
         result = await self.session.execute(

@@ -52,13 +52,6 @@ class DocumentService:
         document = await self._visible(await self.repo.get(document_id), principal)
         return await self._render(document)
 
-    async def find(self, edxml_document_id: str, principal: Principal) -> list[DocumentView]:
-        found = list(await self.repo.find_by_document_id(edxml_document_id))
-        if not principal.is_operator:
-            allowed = await self.repo.visible_ids([d.id for d in found], principal.agency_code or "")
-            found = [d for d in found if d.id in allowed]
-        return [await self._render(d) for d in found]
-
     async def _render(self, document: Document) -> DocumentView:
         attachments = await self.repo.attachments(document.id)
         deliveries = await self.repo.deliveries(document.id)

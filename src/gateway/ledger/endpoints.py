@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from gateway.csv_export import CSV_BOM, CSV_MEDIA_TYPE, csv_cell
 from gateway.db import Database
 from gateway.deps import (
     CurrentAdmin,
@@ -57,15 +58,9 @@ from gateway.problems import BodyTooLarge, Forbidden, Unauthenticated
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-# A spreadsheet opens a CSV without a byte order mark in the machine's legacy code page: Vietnamese text would
-# come out garbled (Excel on a Windows set to Vietnamese reads Windows-1258). The BOM makes it read UTF-8.
-CSV_BOM = "\ufeff"
 CSV_COLUMNS = ("seq", "recorded_at", "type", "actor", "document", "document_id", "sender", "recipient", "details",
                "prev_hash", "hash")
 _CSV_BATCH = 5000
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _visibility(principal: Principal) -> Visibility:
@@ -95,17 +90,11 @@ def _wants_csv(accept: str | None) -> bool:
     return best["csv"] > 0 and best["csv"] > best["json"]
 
 
-def _csv_cell(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def _csv_row(entry: LedgerEntry) -> list[object]:
     return [
-        entry.seq, format_instant(entry.recorded_at), _csv_cell(entry.type), _csv_cell(entry.actor),
-        _csv_cell(entry.document), _csv_cell(entry.document_id), _csv_cell(entry.sender),
-        _csv_cell(entry.recipient), _csv_cell(entry.details), entry.prev_hash, entry.hash,
+        entry.seq, format_instant(entry.recorded_at), csv_cell(entry.type), csv_cell(entry.actor),
+        csv_cell(entry.document), csv_cell(entry.document_id), csv_cell(entry.sender),
+        csv_cell(entry.recipient), csv_cell(entry.details), entry.prev_hash, entry.hash,
     ]
 
 

@@ -16,7 +16,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.security import HTTPBearer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.config import Settings
 from gateway.db import Database
-from gateway.deps import CurrentPrincipal, DatabaseDep, SettingsDep, current_principal
+from gateway.deps import CurrentPrincipal, DatabaseDep, SettingsDep, StreamSlotsDep, current_principal
 from gateway.ledger.endpoints import _visibility  # the very visibility of GET /v1/ledger
 from gateway.ledger.errors import LedgerFilterInvalid
 from gateway.ledger.events import EVENT_TYPES
@@ -55,13 +55,6 @@ _log = get_logger("gateway.ledger.events")
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_stream_slots(request: Request) -> StreamSlots:
-    """The process's stream cap, made in the lifespan (``gateway.app``)."""
-    slots: StreamSlots = request.app.state.event_streams
-    return slots
-
-
-StreamSlotsDep = Annotated[StreamSlots, Depends(get_stream_slots)]
 
 
 def _seq(raw: str) -> int | None:

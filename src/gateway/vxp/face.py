@@ -225,7 +225,11 @@ async def _call(request: Request, operation: str, handler: Handler, *, on_fail: 
             error=error,
             details={"operation": operation, "system_id": claimed, **noted, **getattr(request.state, "vxp", {})},
         )
-        return _json(failure(error, **(on_fail or {})), error.status)
+        response = _json(failure(error, **(on_fail or {})), error.status)
+        retry_after = error.extensions.get("retry_after")
+        if retry_after is not None:  # 429 (rate limit) and 503: the same Retry-After the API sends
+            response.headers["Retry-After"] = str(int(retry_after))
+        return response
 
 
 def _note(request: Request, **details: Any) -> None:

@@ -22,8 +22,7 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from gateway.db import Database
-from gateway.deps import DatabaseDep, SettingsDep
-from gateway.ledger.events_endpoint import StreamSlotsDep
+from gateway.deps import DatabaseDep, SettingsDep, StreamSlotsDep
 from gateway.ledger.feed import LastEventIdInvalid, StreamSlots, follow, head_seq
 from gateway.ledger.query import Visibility
 from gateway.logs import get_logger

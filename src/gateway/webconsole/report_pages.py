@@ -19,13 +19,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from gateway.deps import SessionDep
-
 # The API's CSV conventions (the ledger export): the UTF-8 byte order mark, without which spreadsheet software
 # garbles Vietnamese, and the guard that writes a cell a spreadsheet would run as a formula with a leading
 # apostrophe (CSV injection: an agency's name is whatever an operator typed).
-from gateway.ledger.endpoints import CSV_BOM, CSV_MEDIA_TYPE
-from gateway.ledger.endpoints import _csv_cell as csv_cell
+from gateway.csv_export import CSV_BOM, CSV_MEDIA_TYPE, csv_cell
+from gateway.deps import SessionDep
 from gateway.reports.schemas import AgencyFiguresOut, FiguresOut, MonthlyReportOut
 from gateway.reports.service import VN_TZ, Month, monthly_report
 from gateway.webconsole.chart import grouped_bar_chart
