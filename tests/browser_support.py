@@ -185,6 +185,8 @@ def served_gateway(settings: Settings, tmp_path: Path) -> Iterator[Served]:
     assert settings.signing_cert_file is not None
     env = {**os.environ, "GATEWAY_DATA_DIR": str(settings.data_dir), "GATEWAY_PORT": str(port),
            "GATEWAY_DATABASE_URL": settings.effective_database_url, "GATEWAY_RUN_WORKERS": "true",
+           # one process, as on SQLite (`--workers` defaults to one per core on PostgreSQL)
+           "GATEWAY_WORKERS": "1",
            "GATEWAY_WORKER_POLL_SECONDS": "0.1", "GATEWAY_LOG_LEVEL": "warning",
            "GATEWAY_SIGNING_KEY_FILE": str(settings.signing_key_file),
            "GATEWAY_SIGNING_CERT_FILE": str(settings.signing_cert_file)}

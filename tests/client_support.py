@@ -79,6 +79,7 @@ def serve_process(db_url: str, data_dir: Path, key_files: tuple[Path, Path]) -> 
         "GATEWAY_HOST": "127.0.0.1", "GATEWAY_SIGNING_KEY_FILE": str(key_files[0]),
         "GATEWAY_SIGNING_CERT_FILE": str(key_files[1]), "GATEWAY_LOG_LEVEL": "warning",
         "GATEWAY_WORKER_POLL_SECONDS": "0.1",
+        "GATEWAY_WORKERS": "1",  # one process, as on SQLite (`--workers` defaults to one per core on PostgreSQL)
     })
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "serve.log"

@@ -23,6 +23,7 @@ from gateway.delivery.service import DeliveryService
 from gateway.intake.service import IntakeService
 from gateway.ledger.feed import StreamSlots
 from gateway.ledger.refusals import RefusalLog
+from gateway.ledger.stamping import TimestampGate
 from gateway.principal import Principal
 from gateway.problems import BodyTooLarge, Forbidden, GatewayError, Unauthenticated
 from gateway.ratelimit import AgencyRateLimiter
@@ -90,6 +91,12 @@ def get_stream_slots(request: Request) -> StreamSlots:
     return slots
 
 
+def get_timestamp_gate(request: Request) -> TimestampGate | None:
+    """The RFC 3161 stamping rule (``GATEWAY_TSA_URL``), or None when no authority is configured."""
+    gate: TimestampGate | None = request.app.state.timestamp_gate
+    return gate
+
+
 def _nothing() -> None:
     return None
 
@@ -105,6 +112,7 @@ RefusalsDep = Annotated[RefusalLog, Depends(get_refusals)]
 WakeWorker = Annotated[Callable[[], None], Depends(get_wake_worker)]
 VxpSystemsDep = Annotated[VxpSystems, Depends(get_vxp_systems)]
 StreamSlotsDep = Annotated[StreamSlots, Depends(get_stream_slots)]
+TimestampGateDep = Annotated[TimestampGate | None, Depends(get_timestamp_gate)]
 
 _bearer = HTTPBearer(auto_error=False, description="an agency or operator token issued by an admin")
 

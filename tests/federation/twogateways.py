@@ -52,6 +52,9 @@ B1_NAME = "Văn phòng Chính phủ"
 
 #: the settings both gateways run with (on top of their directory, database and port)
 COMMON_SETTINGS = {
+    # one process per gateway: the tests SIGKILL a gateway, and `--workers` (one per core by default on
+    # PostgreSQL) would leave its worker processes running
+    "GATEWAY_WORKERS": "1",
     "GATEWAY_RUN_WORKERS": "true",
     "GATEWAY_WORKER_POLL_SECONDS": "0.1",
     "GATEWAY_DELIVERY_BACKOFF_BASE_SECONDS": "0.2",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from pydantic import BaseModel
@@ -12,9 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import metrics as gateway_metrics
 from gateway.db.migrate import current_revision, head_revision
-from gateway.deps import DatabaseDep, GatewayKeyDep
+from gateway.deps import DatabaseDep, GatewayKeyDep, TimestampGateDep
 from gateway.health.figures import Figures, operational_figures
-from gateway.ledger.stamping import TimestampGate
 from gateway.logs import get_logger
 from gateway.problem_handlers import problems
 from gateway.problems import ServiceUnavailable
@@ -39,7 +38,7 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Ready, responses=problems(ServiceUnavailable))
-async def readyz(db: DatabaseDep, request: Request) -> Ready:
+async def readyz(db: DatabaseDep, gate: TimestampGateDep) -> Ready:
     try:
         async with db.engine.connect() as conn:
             revision = await conn.run_sync(current_revision)
@@ -47,7 +46,6 @@ async def readyz(db: DatabaseDep, request: Request) -> Ready:
         raise ServiceUnavailable("the database is not reachable") from exc
     if revision != head_revision():
         raise ServiceUnavailable("the database schema is not at the latest migration; run `gateway migrate`")
-    gate: TimestampGate | None = request.app.state.timestamp_gate
     if gate is not None and await gate.failing():
         raise ServiceUnavailable(f"checkpoints have gone without an RFC 3161 timestamp for "
                                  f"{int(await gate.failing_for())} s (GATEWAY_TSA_MAX_FAILURE_SECONDS "
