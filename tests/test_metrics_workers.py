@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import re
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -88,7 +89,13 @@ def test_two_worker_processes_report_the_requests_both_answered(
     log = tmp_path / "serve.log"
     with serving(env, port, tmp_path, log, args=("--workers", "2", "--port", str(port))):
         sent = asyncio.run(send_until_both_answered(base, directory))
+        # A request is counted once its answer is out (its duration is the whole answer): the client can read
+        # the last answers an instant before their counts land. Wait for them, bounded; never more than sent.
+        deadline = time.monotonic() + 10
         per_process = answered_per_process(directory)
+        while sum(per_process.values()) < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+            per_process = answered_per_process(directory)
         assert len(per_process) == 2, f"{per_process} after {sent} requests\n{log.read_text(errors='replace')}"
         assert all(per_process.values()), per_process
         assert sum(per_process.values()) == sent
@@ -106,3 +113,44 @@ def test_two_worker_processes_report_the_requests_both_answered(
         assert {int(p.stem.rsplit("_", 1)[1]) for p in live} == set(per_process)  # one per worker, none else
     # Both workers stopped gracefully: their live gauges no longer count.
     assert not list(directory.glob("gauge_livesum_*.db"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_worker_processes_end_when_their_supervisor_is_killed(
+    pg_url: str, tmp_path: Path, gateway_key_files: tuple[Path, Path]
+) -> None:
+    """SIGKILL leaves uvicorn no chance to stop its workers: they end by themselves (gateway.supervision) instead
+    of serving the port with nobody to stop them."""
+    import signal
+
+    key_file, cert_file = gateway_key_files
+    data_dir = tmp_path / "var"
+    directory = data_dir / "run" / "prometheus"
+    port = free_port()
+    env = {**os.environ, "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_DATABASE_URL": pg_url,
+           "GATEWAY_SIGNING_KEY_FILE": str(key_file), "GATEWAY_SIGNING_CERT_FILE": str(cert_file),
+           "GATEWAY_LOG_LEVEL": "warning"}
+    for name in ("GATEWAY_PORT", "GATEWAY_WORKERS", "PROMETHEUS_MULTIPROC_DIR", "GATEWAY_SUPERVISOR_PID"):
+        env.pop(name, None)
+    log = tmp_path / "serve.log"
+    with serving(env, port, tmp_path, log, args=("--workers", "2", "--port", str(port))) as supervisor:
+        asyncio.run(send_until_both_answered(f"http://127.0.0.1:{port}", directory))
+        workers = set(answered_per_process(directory))
+        assert len(workers) == 2
+        assert supervisor.pid not in workers
+        supervisor.send_signal(signal.SIGKILL)
+        supervisor.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        survivors = [pid for pid in workers if _alive(pid)]
+        for pid in survivors:  # do not leave them behind whatever the outcome
+            os.kill(pid, signal.SIGKILL)
+        assert survivors == [], f"workers {survivors} outlived their supervisor\n{log.read_text(errors='replace')}"

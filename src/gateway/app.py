@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import gateway
-from gateway import docs, logs, metrics, openapi_spec, problem_handlers
+from gateway import docs, logs, metrics, openapi_spec, problem_handlers, supervision
 from gateway.admission import Admission, AdmissionMiddleware
 from gateway.agency.endpoints import router as agency_router
 from gateway.auth.endpoints import operators_router
@@ -63,6 +63,7 @@ def scanner_of(settings: Settings) -> ClamdScanner | None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    supervision.follow_supervisor()  # a worker of `serve --workers N` ends with its supervisor
     settings = settings or Settings()
 
     @asynccontextmanager

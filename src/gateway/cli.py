@@ -132,7 +132,7 @@ def serve(
     """Start the gateway (API and delivery workers), in one process or several sharing the port."""
     import uvicorn
 
-    from gateway import metrics
+    from gateway import metrics, supervision
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -159,6 +159,7 @@ def serve(
     for name, value in overrides.items():
         os.environ[f"GATEWAY_{name.upper()}"] = str(value)
     metrics.prepare_multiprocess_dir((settings.data_dir / "run" / "prometheus").resolve())
+    supervision.name_supervisor()  # the workers end with this process, however it ends
     uvicorn.run("gateway.app:create_app", factory=True, workers=count, host=settings.host, port=settings.port,
                 log_config=None, log_level=settings.log_level, access_log=False)
 
