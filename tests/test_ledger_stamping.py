@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from console_support import console_sign_in
 from gateway.config import Settings
 from gateway.ledger import service as ledger
 from gateway.ledger.bundle import verify_bundle
@@ -114,6 +115,10 @@ async def test_the_fail_closed_rule_while_the_authority_fails_and_after(
     ready = await client.get("/readyz")
     assert ready.status_code == 503, ready.text
     assert "timestamp" in ready.json()["detail"]
+    # the operators' console says so too
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as tab:
+        await console_sign_in(tab, admin_headers["Authorization"].removeprefix("Bearer "))
+        assert 'data-figure="timestamping" data-state="failing"' in (await tab.get("/console")).text
     before = await stored(app)
     r = await submit(client, g22, g22.envelope(h41))
     assert r.status_code == 503, r.text
@@ -124,4 +129,7 @@ async def test_the_fail_closed_rule_while_the_authority_fails_and_after(
     assert await _stamp(app) == 1
     await asyncio.sleep(5.1)  # the gate's cache
     assert (await client.get("/readyz")).status_code == 200
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as tab:
+        await console_sign_in(tab, admin_headers["Authorization"].removeprefix("Bearer "))
+        assert 'data-figure="timestamping" data-state="ok"' in (await tab.get("/console")).text
     assert (await submit(client, g22, g22.envelope(h41, code_number="16"))).status_code == 201

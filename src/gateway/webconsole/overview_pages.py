@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from gateway.deps import DatabaseDep, GatewayKeyDep
+from gateway.deps import DatabaseDep, GatewayKeyDep, TimestampGateDep
 from gateway.health.figures import operational_figures
 from gateway.ledger.models import LedgerEntry
+from gateway.ledger.stamping import TimestampGate
 from gateway.ledger.verify import LedgerVerifier, VerifyReport
 from gateway.webconsole.render import VN, render, vntime
 from gateway.webconsole.repository import ConsoleReadRepository
@@ -49,9 +50,19 @@ def event_item(entry: LedgerEntry) -> dict[str, Any]:
             "document_id": entry.document_id, "sender": entry.sender, "recipient": entry.recipient}
 
 
-async def _overview(request: Request, db: DatabaseDep, user: ConsoleUser, *,
+async def stamping_state(gate: TimestampGate | None) -> dict[str, Any]:
+    """The RFC 3161 stamping of checkpoints as the overview shows it: off (no GATEWAY_TSA_URL), ok, or failing
+    (the oldest unstamped checkpoint older than GATEWAY_TSA_MAX_FAILURE_SECONDS: /readyz says 503 too)."""
+    if gate is None:
+        return {"state": "off"}
+    return {"state": "failing" if await gate.failing() else "ok", "unstamped_seconds": await gate.failing_for(),
+            "limit_seconds": gate.max_failure, "fail_closed": gate.fail_closed}
+
+
+async def _overview(request: Request, db: DatabaseDep, gate: TimestampGate | None, user: ConsoleUser, *,
                     verified: VerifyReport | None = None) -> HTMLResponse:
     now = datetime.now(UTC)
+    stamping = await stamping_state(gate)
     today, month = period_starts(now)
     async with db.read() as session:
         figures = await operational_figures(session, now=now)
@@ -64,12 +75,14 @@ async def _overview(request: Request, db: DatabaseDep, user: ConsoleUser, *,
     return render(request, "overview.html", {
         "figures": figures, "today": counts_today, "month": counts_month, "month_start": month, "states": states,
         "events": latest, "last_seq": latest[0]["seq"] if latest else -1, "verified": verified, "now": now,
+        "stamping": stamping,
     }, user=user)
 
 
-async def overview(request: Request, user: CurrentConsoleUser, db: DatabaseDep) -> HTMLResponse:
+async def overview(request: Request, user: CurrentConsoleUser, db: DatabaseDep,
+                   gate: TimestampGateDep) -> HTMLResponse:
     """GET ``/console`` (added by ``webconsole.router``: an included router cannot have an empty path)."""
-    return await _overview(request, db, user)
+    return await _overview(request, db, gate, user)
 
 
 @router.post("/verify", response_class=HTMLResponse)
@@ -78,9 +91,10 @@ async def verify(
     user: CheckedConsoleUser,
     db: DatabaseDep,
     key: GatewayKeyDep,
+    gate: TimestampGateDep,
     mode: Annotated[Literal["genesis", "checkpoint"], Form()] = "genesis",
 ) -> HTMLResponse:
     """The verification of ``GET /v1/ledger/verify`` (hash chain, signed checkpoints, Merkle roots), shown on the
     overview. Reading is not acting: auditors may run it too."""
     report = await LedgerVerifier(db, key.certificate).run(mode)
-    return await _overview(request, db, user, verified=report)
+    return await _overview(request, db, gate, user, verified=report)
