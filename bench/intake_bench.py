@@ -21,8 +21,10 @@ the measurement starts. The load comes from this process over 127.0.0.1:
    loop at ``--vxp-concurrency`` (default 16), in ``--vxp-rounds`` rounds alternating with native rounds of
    the same size at the same concurrency (the machine's drift falls on both alike), totals compared.
 
-The ratio is the best accepted rate over the ceiling (target ≥ 0.5); the open-loop p99 target is ≤ 50 ms; the
-VXP face's accepted rate is within 10 % of native intake's at the same concurrency (target ≥ 0.9).
+The ratio is the best accepted rate over the in-process ceiling, ``inspect_envelope`` on every core (target ≥ 0.5),
+and over the raw signature verifications (target ≥ 0.15, so that a slower check never flatters the first); the
+open-loop p99 target is ≤ 50 ms; the VXP face's accepted rate is within 10 % of native intake's at the same
+concurrency (target ≥ 0.9).
 CPU seconds of the gateway's workers, PostgreSQL and this load process are reported per phase, to show
 where the two cores went. ``--profile`` records py-spy profiles of the workers during the concurrency-64
 phase and prints a summary (see :mod:`profiling`).
@@ -56,7 +58,10 @@ import profiling
 from harness import Gateway, HttpConnection, Postgres
 
 RECIPIENTS = (("000.00.00.H41", "UBND tỉnh Nghệ An"), ("000.00.00.H42", "UBND tỉnh Hà Tĩnh"))
+#: issue 17: accepted/s over the in-process ceiling (inspect_envelope on every core: all of intake's checks)
 TARGET_RATIO = 0.5
+#: and over raw signature verifications/s, so that a slower check can never flatter the first ratio
+TARGET_VERIFY_RATIO = 0.15
 TARGET_P99_MS = 50.0
 TARGET_VXP_RATIO = 0.9
 
@@ -358,10 +363,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "processes": os.cpu_count(), "seconds": args.ceiling_seconds},
         "phases": results,
         "best_accepted_per_s": best["accepted_per_s"],
-        "ratio": best["accepted_per_s"] / verify_rate,
+        "ratio": best["accepted_per_s"] / inspect_rate,
+        "ratio_verify": best["accepted_per_s"] / verify_rate,
         "open_loop": {"offered_per_s": args.rate, "p99_ms": open_loop["p99_ms"],
                       "accepted_per_s": open_loop["accepted_per_s"]},
-        "targets": {"ratio_ge_0_5": best["accepted_per_s"] / verify_rate >= TARGET_RATIO,
+        "targets": {"ratio_ge_0_5": best["accepted_per_s"] / inspect_rate >= TARGET_RATIO,
+                    "ratio_verify_ge_0_15": best["accepted_per_s"] / verify_rate >= TARGET_VERIFY_RATIO,
                     "p99_le_50ms_at_rate": open_loop["p99_ms"] <= TARGET_P99_MS
                     and open_loop["statuses"].get("201", 0) == open_loop["sent"],
                     "vxp_within_10_percent": vxp_ratio >= TARGET_VXP_RATIO},
@@ -391,8 +398,10 @@ def print_report(out: dict[str, Any]) -> None:
                     f"{c['signature_verifications_per_s']:.0f}", "", "")
     summary.add_row("ceiling: full envelope checks/s (inspect_envelope)", f"{c['envelope_checks_per_s']:.0f}", "", "")
     summary.add_row("best accepted/s over HTTP", f"{out['best_accepted_per_s']:.0f}", "", "")
-    summary.add_row("ratio accepted / verifications", f"{out['ratio']:.2f}", "≥ 0.5",
+    summary.add_row("ratio accepted / in-process envelope checks (the ceiling)", f"{out['ratio']:.2f}", "≥ 0.5",
                     "yes" if out["targets"]["ratio_ge_0_5"] else "NO")
+    summary.add_row("ratio accepted / signature verifications", f"{out['ratio_verify']:.2f}", "≥ 0.15",
+                    "yes" if out["targets"]["ratio_verify_ge_0_15"] else "NO")
     o = out["open_loop"]
     summary.add_row(f"p99 at {o['offered_per_s']:g}/s offered (accepted {o['accepted_per_s']:.0f}/s)",
                     f"{o['p99_ms']:.1f} ms", "≤ 50 ms", "yes" if out["targets"]["p99_le_50ms_at_rate"] else "NO")
