@@ -14,7 +14,7 @@ from gateway.admission import Admission, AdmissionMiddleware
 from gateway.agency.endpoints import router as agency_router
 from gateway.auth.endpoints import operators_router
 from gateway.auth.endpoints import router as tokens_router
-from gateway.blobs import BlobStore
+from gateway.blobs import blob_store
 from gateway.config import Settings
 from gateway.db import create_database
 from gateway.delivery.endpoints import router as delivery_router
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.admission = Admission(settings.max_concurrent_requests, settings.admission_wait_seconds)
         app.state.event_streams = StreamSlots(settings.events_max_streams)
         app.state.gateway_key = load_or_create(settings)
-        app.state.blobs = BlobStore(settings.blobs_dir)
+        app.state.blobs = blob_store(settings)
         app.state.rate_limiter = AgencyRateLimiter(settings.agency_rate_limit) if settings.agency_rate_limit else None
         app.state.timestamp_gate = TimestampGate(db, settings) if settings.tsa_url else None
         app.state.intake = IntakeService(db, app.state.blobs, app.state.gateway_key, settings.envelope_limits(),
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if upstream is not None:
                 await upstream.aclose()
+            app.state.blobs.close()
             await db.dispose()
             metrics.process_exiting()
 

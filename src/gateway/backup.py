@@ -4,7 +4,8 @@ A backup is a directory:
 
 * ``database.sqlite3`` (SQLite: a consistent online copy through SQLite's backup API) or
   ``database.pgdump`` (PostgreSQL: ``pg_dump --format=custom``);
-* ``blobs/``: the original envelopes and attachments, by SHA-256;
+* ``blobs/``: the original envelopes and attachments, by SHA-256 (with ``GATEWAY_BLOB_STORE=postgresql`` the blobs
+  are rows of the database and travel inside ``database.pgdump``; ``blobs/`` is then empty);
 * ``keys/``: the gateway's generated signing key and certificate, when they live in the data directory
   (keep the backup as secret as the key);
 * ``manifest.json``: when, from what, the ledger head at the time, and the SHA-256 of every file.

@@ -99,6 +99,17 @@ async def _migrate(settings: Settings) -> None:
         await db.dispose()
 
 
+def _settings_or_exit(overrides: dict[str, Any]) -> Settings:
+    """The settings, or one line per invalid setting on standard error and exit 1 (no traceback)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "GATEWAY_" + "_".join(str(p) for p in error["loc"]).upper() + ": " if error["loc"] else ""
+            typer.echo(f"error: {name}{str(error['msg']).removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(code=1) from None
+
+
 def _migrate_or_exit(settings: Settings) -> None:
     try:
         asyncio.run(_migrate(settings))
@@ -141,7 +152,7 @@ def serve(
         overrides["port"] = port
     if workers is not None:
         overrides["workers"] = workers
-    settings = Settings(**overrides)
+    settings = _settings_or_exit(overrides)
     if migrate is None:
         migrate = settings.effective_database_url.startswith("sqlite")
     if migrate:
@@ -171,11 +182,12 @@ def worker(
 ) -> None:
     """Run a push delivery worker only (no API) until SIGTERM/SIGINT; any number may share one database.
 
-    Needs the migrated database, the blob directory and the gateway key of the API processes (the same
-    GATEWAY_DATA_DIR, or GATEWAY_SIGNING_KEY_FILE and GATEWAY_SIGNING_CERT_FILE); it never creates a key.
+    Needs the migrated database, the blobs (the same blob directory, or GATEWAY_BLOB_STORE=postgresql) and the
+    gateway key of the API processes (the same GATEWAY_DATA_DIR, or GATEWAY_SIGNING_KEY_FILE and
+    GATEWAY_SIGNING_CERT_FILE); it never creates a key.
     """
     from gateway.app import scanner_of
-    from gateway.blobs import BlobStore
+    from gateway.blobs import blob_store
     from gateway.console import open_database
     from gateway.delivery.worker import run_workers
     from gateway.intake.service import IntakeService
@@ -186,7 +198,7 @@ def worker(
     from gateway.upstream.poller import upstream_poller
 
     overrides: dict[str, Any] = {"worker_concurrency": concurrency} if concurrency is not None else {}
-    settings = Settings(**overrides)
+    settings = _settings_or_exit(overrides)
     configure(settings.log_level, json=settings.log_json)
     generated = settings.keys_dir / "gateway.key.pem"
     if settings.signing_key_file is None and not generated.exists():
@@ -198,7 +210,7 @@ def worker(
     async def run() -> None:
         db = await open_database(settings)
         try:
-            blobs = BlobStore(settings.blobs_dir)
+            blobs = blob_store(settings)
             upstream = UpstreamClient.from_settings(settings) if settings.upstream_url else None
             if upstream is None:
                 await run_workers(settings, db, blobs, key)

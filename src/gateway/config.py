@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     clamd_port: int = 3310
     clamd_timeout_seconds: float = 120.0
 
+    # Where blobs (original envelopes, attachment files) live: "filesystem" (<data_dir>/blobs, the embedded
+    # default) or "postgresql" (chunk rows in the database, shared by every node: no shared disk; PostgreSQL only).
+    blob_store: Literal["filesystem", "postgresql"] = "filesystem"
+
     # Delivery.
     run_workers: bool = True
     worker_concurrency: int = 16
@@ -167,6 +171,9 @@ class Settings(BaseSettings):
         if (self.signing_key_file is None) != (self.signing_cert_file is None):
             raise ValueError("GATEWAY_SIGNING_KEY_FILE and GATEWAY_SIGNING_CERT_FILE must be set together")
         self._check_upstream()
+        if self.blob_store == "postgresql" and not self.effective_database_url.startswith("postgresql"):
+            raise ValueError("GATEWAY_BLOB_STORE=postgresql keeps blobs in the PostgreSQL database: it needs a "
+                             "PostgreSQL GATEWAY_DATABASE_URL (on SQLite, use the filesystem store)")
         if self.tsa_url and self.tsa_cert_file is None:
             raise ValueError("GATEWAY_TSA_CERT_FILE (the timestamping authority's certificate, PEM) is required with "
                              "GATEWAY_TSA_URL: tokens are verified against it")

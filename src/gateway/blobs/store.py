@@ -1,23 +1,33 @@
-"""A directory of files named by their SHA-256 (``ab/cd/abcd…``), written atomically and fsynced.
+"""Content-addressed storage of blobs by SHA-256: the interface, and the filesystem store (the embedded default).
 
-Files are staged in ``tmp/`` while they stream in and are hashed, and moved into place only when the
-caller accepts them; a refused upload leaves nothing behind. Content addressing makes writes idempotent
-(the same bytes twice are one file) and lets anyone check a blob against its name. The same interface
-can sit over an S3-compatible store at scale.
+Bytes are staged in a local ``tmp/`` file while they stream in and are hashed (``writer()``), and kept only when
+the caller accepts them (``commit()``); a refused upload leaves nothing behind. Content addressing makes writes
+idempotent (the same bytes twice are one blob) and lets anyone check a blob against its name: every read is
+checked, and a blob whose bytes do not hash to its name (or whose size is wrong) raises ``BlobCorrupt`` instead of
+serving them. Two stores implement the interface: ``FilesystemBlobStore`` (a directory ``ab/cd/abcd…``, written
+atomically and fsynced) and ``gateway.blobs.postgres.PostgresBlobStore`` (chunks in the shared PostgreSQL
+database, so that gateway nodes need no shared disk). Both are synchronous: async callers use
+``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tempfile
 import uuid
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 HEAD_BYTES = 8192
+HEX = frozenset("0123456789abcdef")
+
+
+class BlobCorrupt(OSError):
+    """A stored blob's bytes do not hash to its name, or its size is not the recorded one: never served."""
 
 
 class BlobWriter:
@@ -56,58 +66,172 @@ class BlobWriter:
         self.path.unlink(missing_ok=True)
 
 
-class BlobStore:
+class BlobReader(io.RawIOBase):
+    """A read-only stream over a blob that checks, as it goes, that the bytes hash to the blob's name.
+
+    ``source(n)`` returns up to ``n`` bytes (``b""`` at the end). The check runs when the recorded size has been
+    read (or the source ends early, or runs past it): a mismatch raises ``BlobCorrupt``, so a caller that reads
+    to the end never accepts corrupt bytes. Memory is what the caller asks for per ``read``.
+    """
+
+    def __init__(self, sha256: str, source: Callable[[int], bytes], size: Callable[[], int],
+                 on_close: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.sha256 = sha256
+        self._source = source
+        self._size = size
+        self._expected: int | None = None
+        self._on_close = on_close
+        self._hash = hashlib.sha256()
+        self._read = 0
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        view = memoryview(buffer).cast("B")
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read of a closed blob")
+        if self._expected is None:
+            self._expected = self._size()  # the first read does the first I/O (open() itself does none)
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
+        if self._checked or size == 0:
+            return b""
+        data = self._source(min(size, self._expected - self._read) or 1)
+        self._read += len(data)
+        self._hash.update(data)
+        if not data or self._read >= self._expected:
+            self._check()
+        return data
+
+    def _check(self) -> None:
+        self._checked = True
+        if self._read != self._expected:
+            raise BlobCorrupt(f"blob {self.sha256}: {self._read} bytes where {self._expected} were recorded")
+        if self._hash.hexdigest() != self.sha256:
+            raise BlobCorrupt(f"blob {self.sha256}: its bytes do not hash to its name")
+
+    def close(self) -> None:
+        if not self.closed and self._on_close is not None:
+            self._on_close()
+        super().close()
+
+
+def check_digest(sha256: str) -> str:
+    if len(sha256) != 64 or not set(sha256) <= HEX:
+        raise ValueError("not a SHA-256 hex digest")
+    return sha256
+
+
+class BlobStore(ABC):
+    """The interface every store implements; staging (``writer``) is always a local file under ``root/tmp``."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tmp = root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
 
+    def writer(self, limit: int | None = None) -> BlobWriter:
+        return BlobWriter(self.tmp / f"{uuid.uuid4().hex}.part", limit)
+
+    def commit(self, writer: BlobWriter) -> str:
+        """Keep a staged file under its digest (idempotent, safe against a concurrent commit); the digest."""
+        writer.close()
+        digest = writer.sha256
+        try:
+            self._keep_staged(digest, writer.path, writer.size)
+        finally:
+            writer.path.unlink(missing_ok=True)
+        return digest
+
+    def put(self, data: bytes) -> str:
+        """Keep bytes held in memory (envelopes, receipts); the digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        self._keep_bytes(digest, data)
+        return digest
+
+    def read(self, sha256: str) -> bytes:
+        """The whole blob (small ones: envelopes), checked against its name."""
+        with self.open(sha256) as fh:
+            return fh.read()
+
+    @contextmanager
+    def open(self, sha256: str) -> Iterator[BlobReader]:
+        """A checked stream over the blob; entering does no I/O (the first ``read`` does)."""
+        reader = self._reader(check_digest(sha256))
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+    def close(self) -> None:  # noqa: B027 -- a hook: only some stores hold anything
+        """Release what the store holds (connections); the store is not used afterwards."""
+
+    @abstractmethod
+    def exists(self, sha256: str) -> bool: ...
+
+    @abstractmethod
+    def _keep_staged(self, digest: str, staged: Path, size: int) -> None: ...
+
+    @abstractmethod
+    def _keep_bytes(self, digest: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _reader(self, digest: str) -> BlobReader: ...
+
+
+class FilesystemBlobStore(BlobStore):
+    """A directory of files named by their SHA-256 (``ab/cd/abcd…``), moved into place atomically and fsynced."""
+
     def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise ValueError("not a SHA-256 hex digest")
+        check_digest(sha256)
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
 
-    def writer(self, limit: int | None = None) -> BlobWriter:
-        return BlobWriter(self.tmp / f"{uuid.uuid4().hex}.part", limit)
-
-    def commit(self, writer: BlobWriter) -> str:
-        """Move a staged file into place under its digest; returns the digest."""
-        writer.close()
-        digest = writer.sha256
+    def _keep_staged(self, digest: str, staged: Path, size: int) -> None:
         target = self.path(digest)
         if target.exists():
-            writer.path.unlink(missing_ok=True)
-            return digest
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(writer.path, target)
+        os.replace(staged, target)
         _fsync_dir(target.parent)
-        return digest
 
-    def put(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        target = self.path(digest)
-        if target.exists():
-            return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, suffix=".part")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-        _fsync_dir(target.parent)
-        return digest
+    def _keep_bytes(self, digest: str, data: bytes) -> None:
+        if self.path(digest).exists():
+            return
+        staging = self.tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            with staging.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            self._keep_staged(digest, staging, len(data))
+        finally:
+            staging.unlink(missing_ok=True)
 
-    def read(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+    def _reader(self, digest: str) -> BlobReader:
+        path = self.path(digest)
+        handle: list[BinaryIO] = []
 
-    @contextmanager
-    def open(self, sha256: str) -> Iterator[BinaryIO]:
-        with self.path(sha256).open("rb") as fh:
-            yield fh
+        def fh() -> BinaryIO:
+            if not handle:
+                handle.append(path.open("rb"))
+            return handle[0]
+
+        def close() -> None:
+            if handle:
+                handle[0].close()
+
+        return BlobReader(digest, lambda n: fh().read(n), lambda: os.fstat(fh().fileno()).st_size, close)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -303,7 +303,7 @@ class DeliveryService:
             arrival = await asyncio.to_thread(build_arrival, original_of(document), delivery.recipient,
                                               recipient_name, received_at, self.key.private_key,
                                               self.key.certificate)
-            self.blobs.put(arrival)
+            await asyncio.to_thread(self.blobs.put, arrival)
         async with self.db.transaction() as session:
             repo = DeliveryRepository(session)
             if result == "done":
