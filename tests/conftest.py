@@ -27,6 +27,9 @@ from gateway.signing import load_or_create
 from pg import PostgresServer, start_server
 
 REQUIRE_POSTGRES = os.environ.get("GATEWAY_TEST_REQUIRE_POSTGRES") == "1"
+# A `gateway serve` a test starts runs one process unless the test asks for more: `--workers` defaults to one per
+# core on PostgreSQL, and a test that kills "the gateway" means all of it (tests/test_metrics_workers.py tests N).
+os.environ.setdefault("GATEWAY_WORKERS", "1")
 _counter = itertools.count()
 
 

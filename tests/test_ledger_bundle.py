@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,9 @@ ACCEPTED = 10
 #: entry seq -> recipient of its delivery.delivered entry
 DELIVERED = {15: "000.00.00.H41", 22: "000.00.01.H41"}
 SIZE = 30
-BASE = datetime(2026, 11, 29, 4, 59, 45, 123456, tzinfo=UTC)
+# An hour ago, not a fixed date: the receipt's signature is checked at the sent instant, and the test keys are
+# valid from a day before the run (a fixed date went out of their validity a week after it was written).
+BASE = datetime.now(UTC).replace(microsecond=123456) - timedelta(hours=1)
 
 
 # -- the ledger --------------------------------------------------------------------------------------------
@@ -67,6 +69,12 @@ BASE = datetime(2026, 11, 29, 4, 59, 45, 123456, tzinfo=UTC)
 
 def _instant(seq: int) -> datetime:
     return BASE + timedelta(seconds=1.5 * seq, microseconds=seq)
+
+
+def _both(instant: datetime) -> str:
+    """How ``gateway verify-proof`` prints an instant: Việt Nam time, then UTC."""
+    vn = instant.astimezone(timezone(timedelta(hours=7))).isoformat()
+    return f"{vn} ({instant.isoformat().replace('+00:00', 'Z')})"
 
 
 def _received(seq: int) -> datetime:
@@ -940,11 +948,11 @@ def test_verify_proof_prints_what_was_proven(gateway: KeyPair, tsa: Issued, stam
     lines = done.stdout.splitlines()
     assert lines[0] == f"verified: document {DOCUMENT} (DocumentId {DOCUMENT_ID}, sender {SENDER})"
     assert f"envelope sha256: {ENVELOPE_SHA256}" in lines
-    assert lines[2] == (f"sent: 2026-11-29T12:00:00.123466+07:00 (2026-11-29T05:00:00.123466Z), ledger entry "
+    assert lines[2] == (f"sent: {_both(_instant(ACCEPTED))}, ledger entry "
                         f"{ACCEPTED} (envelope.accepted, actor agency:{SENDER})")
     received = [line for line in lines if line.startswith("received by ")]
-    assert received[0].startswith("received by 000.00.00.H41: 2026-11-29T12:00:07.373471+07:00 "
-                                  "(2026-11-29T05:00:07.373471Z), ledger entry 15 (delivery.delivered")
+    assert received[0].startswith(f"received by 000.00.00.H41: {_both(_received(15))}, ledger entry 15 "
+                                  "(delivery.delivered")
     assert len(received) == 2
     assert "pending: 000.00.02.H41 (no delivered entry within this checkpoint)" in lines
     assert any(line.startswith(f"ledger: 3 entries included in the tree of {SIZE} entries, root ") for line in lines)
