@@ -8,11 +8,12 @@ Endpoints take everything they use from here, never from ``request.app.state``: 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth.service import AuthService
@@ -25,7 +26,7 @@ from gateway.ledger.feed import StreamSlots
 from gateway.ledger.refusals import RefusalLog
 from gateway.ledger.stamping import TimestampGate
 from gateway.principal import Principal
-from gateway.problems import BodyTooLarge, Forbidden, GatewayError, Unauthenticated
+from gateway.problems import BodyTooLarge, Forbidden, GatewayError, RequestInvalid, Unauthenticated
 from gateway.ratelimit import AgencyRateLimiter
 from gateway.signing import GatewayKey
 from gateway.vxp.systems import VxpSystems
@@ -223,3 +224,30 @@ async def read_limited(request: Request, limit: int) -> bytes:
         if len(buffer) > limit:
             raise BodyTooLarge(f"the body exceeds {limit} bytes")
     return bytes(buffer)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def json_body(request: Request, model: type[M], *, required: bool, limit: int = 64 * 1024) -> M | None:
+    """A JSON body validated here rather than by FastAPI, so that it may be absent where optional (no body keeps
+    working) and a malformed one is the request-invalid problem, a refusal like any other, naming the fields and
+    never echoing the values."""
+    raw = await read_limited(request, limit)
+    if not raw.strip():
+        if required:
+            raise RequestInvalid("a JSON body is required", errors=[{"field": "body", "message": "missing"}])
+        return None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+                  for e in exc.errors(include_input=False)]
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        raise RequestInvalid(f"invalid fields: {fields}", errors=errors) from None
+
+
+def json_request_body(model: type[BaseModel], *, required: bool) -> dict[str, Any]:
+    """The ``openapi_extra`` that documents a body read with :func:`json_body`."""
+    return {"requestBody": {"required": required,
+                            "content": {"application/json": {"schema": model.model_json_schema()}}}}

@@ -7,10 +7,7 @@ for admins. A token's secret appears once, in the answer that issues it; listing
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, ValidationError
 
 from gateway.agency.errors import AgencyNotFound
 from gateway.agency.schemas import TokenOut
@@ -25,7 +22,7 @@ from gateway.auth.errors import (
 )
 from gateway.auth.schemas import OperatorCreate, OperatorCreated, OperatorList, OperatorOut, TokenCreate, TokenList
 from gateway.auth.service import AgencyTokens, Operators, list_operators, list_tokens
-from gateway.deps import CurrentAdmin, CurrentOperator, DatabaseDep, SessionDep, read_limited
+from gateway.deps import CurrentAdmin, CurrentOperator, DatabaseDep, SessionDep, json_body, json_request_body
 from gateway.problem_handlers import problems
 from gateway.problems import BodyTooLarge, Forbidden, RequestInvalid, Unauthenticated
 
@@ -33,29 +30,6 @@ router = APIRouter(prefix="/v1/agencies", tags=["agencies"])
 operators_router = APIRouter(prefix="/v1/operators", tags=["operators"])
 _AUTH = (Unauthenticated, Forbidden)
 _BODY_LIMIT = 16 * 1024
-M = TypeVar("M", bound=BaseModel)
-
-
-async def _json_body(request: Request, model: type[M], *, required: bool) -> M | None:
-    """The body validated here rather than by FastAPI, so that it may be absent (no body keeps working where a
-    body is optional) and a malformed one is the request-invalid problem naming the fields, never the values."""
-    raw = await read_limited(request, _BODY_LIMIT)
-    if not raw.strip():
-        if required:
-            raise RequestInvalid("a JSON body is required", errors=[{"field": "body", "message": "missing"}])
-        return None
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
-                  for e in exc.errors(include_input=False)]
-        raise RequestInvalid(f"invalid fields: {', '.join(sorted({e['field'] for e in errors}))}",
-                             errors=errors) from None
-
-
-def _json_request(model: type[BaseModel], *, required: bool) -> dict[str, Any]:
-    return {"requestBody": {"required": required,
-                            "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
 # -- agency tokens -----------------------------------------------------------------------------------------------
@@ -70,13 +44,13 @@ async def agency_tokens(code: str, operator: CurrentOperator, session: SessionDe
     "/{code}/tokens",
     status_code=status.HTTP_201_CREATED,
     response_model=TokenOut,
-    openapi_extra=_json_request(TokenCreate, required=False),
+    openapi_extra=json_request_body(TokenCreate, required=False),
     responses=problems(*_AUTH, BodyTooLarge, RequestInvalid, AgencyNotFound, TokenExpiryInvalid),
 )
 async def issue_token(code: str, request: Request, admin: CurrentAdmin, db: DatabaseDep) -> TokenOut:
     """Issue an agency token, shown once. Optional body ``{"expires_at": "…"}``: the token is refused from
     then on (without it, it does not expire)."""
-    body = await _json_body(request, TokenCreate, required=False)
+    body = await json_body(request, TokenCreate, required=False, limit=_BODY_LIMIT)
     expires_at = body.expires_at if body else None
     token_id, token = await AgencyTokens(db, actor=admin.actor).issue(code, expires_at)
     return TokenOut(id=token_id, token=token, expires_at=expires_at)
@@ -105,13 +79,13 @@ async def operators(operator: CurrentOperator, session: SessionDep) -> OperatorL
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OperatorCreated,
-    openapi_extra=_json_request(OperatorCreate, required=True),
+    openapi_extra=json_request_body(OperatorCreate, required=True),
     responses=problems(*_AUTH, BodyTooLarge, RequestInvalid, OperatorInvalid, OperatorExists, TokenExpiryInvalid),
 )
 async def create_operator(request: Request, admin: CurrentAdmin, db: DatabaseDep) -> OperatorCreated:
     """Create an operator (admin or auditor) and its first token, shown once (the same code path as
     `gateway operator create`)."""
-    body = await _json_body(request, OperatorCreate, required=True)
+    body = await json_body(request, OperatorCreate, required=True, limit=_BODY_LIMIT)
     assert body is not None
     out, token_id, token = await Operators(db, by=admin).create(body.name, body.role, body.expires_at)
     return OperatorCreated(operator=out, token=TokenOut(id=token_id, token=token, expires_at=body.expires_at))
@@ -138,12 +112,12 @@ async def operator_tokens(name: str, operator: CurrentOperator, session: Session
     "/{name}/tokens",
     status_code=status.HTTP_201_CREATED,
     response_model=TokenOut,
-    openapi_extra=_json_request(TokenCreate, required=False),
+    openapi_extra=json_request_body(TokenCreate, required=False),
     responses=problems(*_AUTH, BodyTooLarge, RequestInvalid, OperatorNotFound, OperatorRevoked, TokenExpiryInvalid),
 )
 async def issue_operator_token(name: str, request: Request, admin: CurrentAdmin, db: DatabaseDep) -> TokenOut:
     """Issue another token for the operator, shown once; optional body ``{"expires_at": "…"}``."""
-    body = await _json_body(request, TokenCreate, required=False)
+    body = await json_body(request, TokenCreate, required=False, limit=_BODY_LIMIT)
     token_id, token, expires_at = await Operators(db, by=admin).issue_token(name, body.expires_at if body else None)
     return TokenOut(id=token_id, token=token, expires_at=expires_at)
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ValidationError
 
 from gateway.delivery.body import delivery_body
 from gateway.delivery.errors import (
@@ -40,16 +39,16 @@ from gateway.deps import (
     RefusalScope,
     SessionDep,
     WakeWorker,
+    json_body,
+    json_request_body,
     ledgered_refusals,
-    read_limited,
 )
 from gateway.documents.models import Delivery
 from gateway.envelope.push_signature import H_REFERS_TO, H_SIGNATURE, SIGNED_HEADERS
 from gateway.problem_handlers import problems
-from gateway.problems import BodyTooLarge, Forbidden, RequestInvalid, Unauthenticated
+from gateway.problems import BodyTooLarge, Forbidden, Unauthenticated
 
 router = APIRouter(tags=["delivery"])
-M = TypeVar("M", bound=BaseModel)
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -133,30 +132,8 @@ async def download(delivery_id: str, agency: CurrentAgency, service: DeliveryDep
                              headers={**headers, "Content-Length": str(body.length)})
 
 
-async def _json_body(request: Request, model: type[M], *, required: bool) -> M | None:
-    """The body validated here rather than by FastAPI, so that a malformed one is a refusal the ledger
-    records like any other (request-invalid, with the fields named and never the values echoed)."""
-    raw = await read_limited(request, 64 * 1024)
-    if not raw.strip():
-        if required:
-            raise RequestInvalid("a JSON body is required", errors=[{"field": "body", "message": "missing"}])
-        return None
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
-                  for e in exc.errors(include_input=False)]
-        fields = ", ".join(sorted({e["field"] for e in errors}))
-        raise RequestInvalid(f"invalid fields: {fields}", errors=errors) from None
-
-
-def _json_request(model: type[BaseModel], *, required: bool) -> dict[str, Any]:
-    return {"requestBody": {"required": required,
-                            "content": {"application/json": {"schema": model.model_json_schema()}}}}
-
-
 @router.post("/v1/inbox/{delivery_id}/ack", response_model=AckOut,
-             openapi_extra=_json_request(Ack, required=True),
+             openapi_extra=json_request_body(Ack, required=True),
              responses=problems(Unauthenticated, Forbidden, BodyTooLarge, DeliveryNotFound, DeliveryNotFetched,
                                 AckConflict))
 async def acknowledge(delivery_id: str, request: Request, agency: CurrentAgency, refusals: AckRefusals,
@@ -165,7 +142,7 @@ async def acknowledge(delivery_id: str, request: Request, agency: CurrentAgency,
     recipient's system could not take it (reason kept). Repeating the same acknowledgement is harmless."""
     checked = _delivery_id(delivery_id)
     refusals.note(delivery=checked)
-    ack = await _json_body(request, Ack, required=True)
+    ack = await json_body(request, Ack, required=True)
     assert ack is not None
     result = await service.ack(agency, checked, ack.result, ack.reason)
     if result.changed:
@@ -204,7 +181,7 @@ async def list_deliveries(
 
 
 @router.post("/v1/deliveries/{delivery_id}/retry", response_model=DeliveryOut,
-             openapi_extra=_json_request(Requeue, required=False),
+             openapi_extra=json_request_body(Requeue, required=False),
              responses=problems(Unauthenticated, Forbidden, BodyTooLarge, DeliveryNotFound, DeliveryNotRetryable))
 async def retry(delivery_id: str, request: Request, admin: CurrentAdmin, refusals: RetryRefusals,
                 service: DeliveryDep, wake_worker: WakeWorker) -> DeliveryOut:
@@ -212,7 +189,7 @@ async def retry(delivery_id: str, request: Request, admin: CurrentAdmin, refusal
     bound counts from now; the register's current delivery mode applies. Optional body: ``{"reason"}``."""
     checked = _delivery_id(delivery_id)
     refusals.note(delivery=checked)
-    body = await _json_body(request, Requeue, required=False)
+    body = await json_body(request, Requeue, required=False)
     requeued = await service.requeue(admin, checked, body.reason if body else None)
     wake_worker()
     return _out(requeued)
