@@ -1,12 +1,16 @@
 """Benchmark: one large attachment by multipart, against `sha256sum` of the same file.
 
-Starts `gateway serve` (embedded SQLite, temp data dir) as its own process on 127.0.0.1, registers a sender
+Starts `gateway serve` (one process, temp data dir) on 127.0.0.1 for each blob store asked: ``filesystem`` (the
+embedded SQLite and blobs on disk) and ``postgresql`` (a throwaway PostgreSQL, :mod:`harness`, holding the blobs:
+``GATEWAY_BLOB_STORE=postgresql``, issue 17). It registers a sender
 and a recipient through the CLI, writes a file of the requested size (a PDF head and random bytes),
 builds and signs an edXML envelope declaring its SHA-256 and size (the profile's large attachment), and
 streams the multipart upload from a separate process (this one). It samples the gateway's RSS every 20 ms
 and prints a table; JSON goes to bench/results/large_upload.json.
 
-    .venv/bin/python bench/large_upload.py --size-mb 1024 [--size-mb 2048]
+    .venv/bin/python bench/large_upload.py --size-mb 1024 [--size-mb 2048] [--store filesystem --store postgresql]
+
+The PostgreSQL server's own memory is not in the RSS column (the gateway process's only).
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import harness  # noqa: E402
 
 from certs import make_keypair  # noqa: E402
 from gateway.envelope import DocumentSpec, LargeFile, Organ, build_document, sign  # noqa: E402
@@ -68,16 +76,19 @@ def cli(env: dict[str, str], *args: str) -> str:
     return out.stdout
 
 
-def run_one(size_mb: int, work: Path) -> dict[str, float]:
+def run_one(size_mb: int, work: Path, store: str, database_url: str | None) -> dict[str, Any]:
     port = free_port()
     env = {**os.environ, "GATEWAY_DATA_DIR": str(work / "var"), "GATEWAY_PORT": str(port),
-           "GATEWAY_LOG_LEVEL": "warning", "GATEWAY_RUN_WORKERS": "false",
-           "GATEWAY_MAX_PART_BYTES": str(8 << 30)}
+           "GATEWAY_LOG_LEVEL": "warning", "GATEWAY_RUN_WORKERS": "false", "GATEWAY_WORKERS": "1",
+           "GATEWAY_MAX_PART_BYTES": str(8 << 30), "GATEWAY_BLOB_STORE": store}
     env.pop("GATEWAY_DATABASE_URL", None)
+    if database_url is not None:
+        env["GATEWAY_DATABASE_URL"] = database_url
     keys = make_keypair("Văn phòng Chính phủ")
     (work / "g22.pem").write_text(keys.cert_pem)
     log = (work / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--migrate"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -128,6 +139,7 @@ def run_one(size_mb: int, work: Path) -> dict[str, float]:
         if r.status_code != 201:
             raise SystemExit(f"upload refused: {r.status_code} {r.text[:300]}")
         return {
+            "store": store,
             "size_mb": size_mb,
             "upload_s": upload_s,
             "sha256sum_s": sha256sum_s,
@@ -145,15 +157,24 @@ def run_one(size_mb: int, work: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, action="append", help="file size in MiB (repeatable)")
+    parser.add_argument("--store", action="append", choices=["filesystem", "postgresql"],
+                        help="blob store (repeatable; default both)")
     args = parser.parse_args()
     rows = []
-    for size_mb in args.size_mb or [1024]:
-        with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
-            rows.append(run_one(size_mb, Path(tmp)))
-    print(f"{'size':>8} {'upload s':>9} {'MB/s':>7} {'sha256sum s':>12} {'ratio':>6} {'RSS growth MB':>14}")
+    for store in args.store or ["filesystem", "postgresql"]:
+        pg = harness.Postgres().start() if store == "postgresql" else None
+        try:
+            for size_mb in args.size_mb or [1024]:
+                with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
+                    rows.append(run_one(size_mb, Path(tmp), store, pg.url if pg is not None else None))
+        finally:
+            if pg is not None:
+                pg.stop()
+    print(f"{'store':>11} {'size':>8} {'upload s':>9} {'MB/s':>7} {'sha256sum s':>12} {'ratio':>6} "
+          f"{'RSS growth MB':>14}")
     for row in rows:
-        print(f"{row['size_mb']:>6}MB {row['upload_s']:>9.2f} {row['upload_mb_s']:>7.0f} {row['sha256sum_s']:>12.2f}"
-              f" {row['speed_ratio']:>6.2f} {row['rss_growth_mb']:>14.1f}")
+        print(f"{row['store']:>11} {row['size_mb']:>6}MB {row['upload_s']:>9.2f} {row['upload_mb_s']:>7.0f} "
+              f"{row['sha256sum_s']:>12.2f} {row['speed_ratio']:>6.2f} {row['rss_growth_mb']:>14.1f}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "large_upload.json").write_text(json.dumps(rows, indent=2))
