@@ -140,7 +140,8 @@ async def test_figures_count_every_delivery_state_and_find_the_oldest_waiting(
 ) -> None:
     key = app.state.gateway_key
     refusing = Recipient("000.00.00.H43", key.certificate, always(404)).start()
-    busy = Recipient("000.00.00.H44", key.certificate, always(503)).start()
+    # Retry-After keeps the 503's retry out of the next claim: full jitter alone may wait ~0 s.
+    busy = Recipient("000.00.00.H44", key.certificate, always(503, {"Retry-After": "3600"})).start()
     taking = Recipient("000.00.00.H45", key.certificate).start()
     servers += [refusing, busy, taking]
     sender = await register(client, admin_headers, "000.00.00.G22", "Văn phòng UBND tỉnh")
