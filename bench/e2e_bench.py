@@ -5,19 +5,22 @@ The gateway runs as in production (:mod:`harness`). Two push recipients, ``000.0
 check the gateway's signature on every POST and record the instant they answer 200). The sender posts
 signed envelopes (the intake benchmark's: Vietnamese metadata, one 100 KB PDF inline), each addressed to
 both, on a fixed schedule of ``--rate`` per second for ``--seconds`` (open loop: a slow answer does not
-slow the sending). Each document is matched to its arrivals by ``X-Gateway-Document-Id``.
+slow the sending). By default the rate is half the intake capacity that the intake benchmark measured last
+(``bench/results/intake.json``, written earlier in the same ``make bench``): issue 17's "at half capacity".
+Each document is matched to its arrivals by ``X-Gateway-Document-Id``.
 
 Latency per (document, recipient) = the recipient's answer instant minus the instant the POST was scheduled
-to start (wall clock, the same machine). p50/p95/p99 over all of them; target p99 ≤ 100 ms at 100/s.
+to start (wall clock, the same machine). p50/p95/p99 over all of them; target p99 ≤ 100 ms at half capacity.
 ``--profile`` records py-spy profiles of the gateway's workers during the run (:mod:`profiling`).
 
-    .venv/bin/python bench/e2e_bench.py [--rate 100] [--seconds 15] [--profile]
+    .venv/bin/python bench/e2e_bench.py [--rate R] [--seconds 15] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -201,15 +204,30 @@ def print_report(out: dict[str, Any]) -> None:
           f"refused by the recipients' check {out['refused_by_recipient_check']}, answers {out['statuses']}")
 
 
+def half_capacity() -> float:
+    """Half the best accepted rate of the last intake benchmark (its result file), to one decimal."""
+    path = harness.ROOT / "bench" / "results" / "intake.json"
+    try:
+        best = float(json.loads(path.read_text(encoding="utf-8"))["best_accepted_per_s"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise SystemExit(f"no intake capacity in {path} ({exc}): run the intake benchmark first, "
+                         "or give --rate") from None
+    print(f"offered rate: half the intake capacity of {path.name} ({best:.0f}/s)", flush=True)
+    return round(best / 2, 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="documents per second (default: half the capacity in bench/results/intake.json)")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--drain-seconds", type=float, default=120.0, help="how long to wait for the last arrivals")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     args = parser.parse_args()
+    if not args.rate:
+        args.rate = half_capacity()
     out = run(args)
     path = harness.write_result("e2e", out)
     print_report(out)

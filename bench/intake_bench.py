@@ -12,9 +12,10 @@ the measurement starts. The load comes from this process over 127.0.0.1:
 2. closed loop at concurrency 1, 16 and 64 (each a keep-alive connection sending the next envelope as soon
    as the last was answered), ``--requests`` envelopes per level (after a warm-up): accepted per second,
    p50/p95/p99 of the answer time;
-3. open loop at ``--rate`` per second (default 200) for ``--rate-seconds``: envelopes sent on a fixed
-   schedule whatever the answers do; latency is counted from the scheduled instant, so a queue building
-   up shows (no coordinated omission).
+3. open loop at half the capacity just measured (the best closed-loop accepted rate of this run; ``--rate``
+   fixes another) for ``--rate-seconds``: envelopes sent on a fixed schedule whatever the answers do;
+   latency is counted from the scheduled instant, so a queue building up shows (no coordinated omission).
+   Its envelopes are signed after the closed-loop phases, once the rate is known.
 
 4. the national axis face: the same envelopes through ``POST /vxp/sendEdoc`` as the axis SDK sends them (HMAC
    headers of a VXP system made by ``gateway vxp system create``, unpadded hash-file, trailing CRLF), closed
@@ -29,7 +30,7 @@ CPU seconds of the gateway's workers, PostgreSQL and this load process are repor
 where the two cores went. ``--profile`` records py-spy profiles of the workers during the concurrency-64
 phase and prints a summary (see :mod:`profiling`).
 
-    .venv/bin/python bench/intake_bench.py [--requests 200,1000,1000] [--rate 200] [--profile]
+    .venv/bin/python bench/intake_bench.py [--requests 200,1000,1000] [--rate R] [--profile]
 """
 
 from __future__ import annotations
@@ -278,7 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     requests = [int(n) for n in args.requests.split(",")]
     if len(requests) != len(levels):
         raise SystemExit("--requests needs one count per --concurrency level")
-    count = args.warmup + sum(requests) + int(args.rate * args.rate_seconds) + args.vxp_requests
+    count = args.warmup + sum(requests) + args.vxp_requests
     t0 = time.perf_counter()
     envelopes = harness.make_envelopes(keys, RECIPIENTS, count, run=f"I{int(time.time())}")
     print(f"built and signed {len(envelopes)} envelopes of {len(envelopes[0]) / 1024:.0f} KiB in "
@@ -319,7 +320,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     if paths:
                         summary = profiling.summarise(paths)
                         profiling.print_summary(f"py-spy, gateway workers, intake at concurrency {c}", summary)
-            phase = loop.run_until_complete(load.open(f"open loop {args.rate:g}/s", args.rate, args.rate_seconds))
+            capacity = max(p.out()["accepted_per_s"] for p in phases)
+            rate = args.rate or round(capacity / 2, 1)
+            extra = harness.make_envelopes(keys, RECIPIENTS, int(rate * args.rate_seconds) + 1,
+                                           run=f"O{int(time.time())}")
+            open_load = Load(gateway, token, extra, pg.postmaster_pid())
+            phase = loop.run_until_complete(open_load.open(f"open loop {rate:g}/s ("
+                                                           f"{'half the capacity' if not args.rate else 'fixed'})",
+                                                           rate, args.rate_seconds))
+            load.problems.update(open_load.problems)
             phases.append(phase)
             created = json.loads(gateway.cli("vxp", "system", "create", "--agency", harness.SENDER.organ_id,
                                              "--serves", "agency").strip().splitlines()[-1])
@@ -365,7 +374,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "best_accepted_per_s": best["accepted_per_s"],
         "ratio": best["accepted_per_s"] / inspect_rate,
         "ratio_verify": best["accepted_per_s"] / verify_rate,
-        "open_loop": {"offered_per_s": args.rate, "p99_ms": open_loop["p99_ms"],
+        "open_loop": {"offered_per_s": rate, "capacity_per_s": capacity, "p99_ms": open_loop["p99_ms"],
                       "accepted_per_s": open_loop["accepted_per_s"]},
         "targets": {"ratio_ge_0_5": best["accepted_per_s"] / inspect_rate >= TARGET_RATIO,
                     "ratio_verify_ge_0_15": best["accepted_per_s"] / verify_rate >= TARGET_VERIFY_RATIO,
@@ -419,8 +428,9 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--requests", default="200,1000,1000", help="envelopes per concurrency level")
     parser.add_argument("--warmup", type=int, default=200, help="envelopes sent first, not measured")
-    parser.add_argument("--rate", type=float, default=200.0, help="open-loop offered rate per second")
-    parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="open-loop offered rate per second (default: half the best closed-loop rate)")
+    parser.add_argument("--rate-seconds", type=float, default=20.0)
     parser.add_argument("--ceiling-seconds", type=float, default=5.0)
     parser.add_argument("--vxp-concurrency", type=int, default=16)
     parser.add_argument("--vxp-requests", type=int, default=1200,

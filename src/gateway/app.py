@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     problem_handlers.install(app)
     console_errors.install(app)  # console pages answer errors with HTML; the API keeps problem+json
-    app.middleware("http")(logs.request_context)
+    app.add_middleware(logs.RequestContext)
     app.add_middleware(AdmissionMiddleware)  # a shed request costs nothing else
     app.add_middleware(metrics.HttpMetricsMiddleware)  # outermost: every request is counted, shed ones too
     app.include_router(health_router)

@@ -9,12 +9,12 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import structlog
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -63,21 +63,41 @@ def _safe_request_id(value: str | None) -> str:
     return uuid.uuid4().hex
 
 
-async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    request_id = _safe_request_id(request.headers.get(REQUEST_ID_HEADER))
-    request.state.request_id = request_id
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
-    response = await call_next(request)
-    response.headers[REQUEST_ID_HEADER] = request_id
-    principal = getattr(request.state, "principal", None)
-    _log.info(
-        "request",
-        method=request.method,
-        path=request.url.path,
-        status=response.status_code,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        actor=principal.actor if principal is not None else None,
-    )
-    return response
+class RequestContext:
+    """Pure ASGI middleware: a request id for every HTTP request (the client's ``X-Request-ID`` when it is a
+    sane token, else a new one), bound to the log context, answered back in the same header, and one
+    ``request`` log line when the answer starts (method, path, status, duration, actor).
+
+    Pure ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` runs every request
+    in a task group of its own and pipes the answer through memory streams, a cost the profile of issue 17
+    showed on every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _safe_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                principal = state.get("principal")
+                _log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=message["status"],
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    actor=principal.actor if principal is not None else None,
+                )
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -1,15 +1,20 @@
 """:func:`accept`: write an accepted message and fix its sent instant, in the caller's transaction.
 
-The steps, in order (the ledger head is locked from a transaction's first append to its commit, so every
-row is written before the entry and as little as possible after it):
+The steps, in order:
 
-1. the document row (``kind`` document or status), then its attachment rows and one delivery row per
-   target (push: due at once; pull: waiting in the target's inbox), all flushed;
-2. the ledger entries: any the caller must record first in the same transaction (the delivered transition
-   that made the gateway's automatic 01), then this message's own entry, in one INSERT;
-3. the sent instant: the entry's recorded instant, with its sequence number and hash, onto the document
-   (Điều 11.1). The delivery rows keep the instant they were made with (a moment earlier, in the same
-   transaction): no UPDATE per recipient, which would hold the ledger head longer on a large fan-out.
+1. the ledger entries are made (:func:`gateway.ledger.service.next_entries`: the head locked until the
+   transaction ends, read once, the entries chained on it): any the caller must record first in the same
+   transaction (the delivered transition that made the gateway's automatic 01), then this message's own
+   entry. Its recorded instant is the sent instant (Điều 11.1);
+2. the rows, each written once and already final: the document (with the sent instant, its entry's
+   sequence number and hash), its attachment rows and one delivery row per target (push: due at once;
+   pull: waiting in the target's inbox; all made at the sent instant). Core INSERTs, one per table, not the
+   ORM's unit of work (issue 17's profile: the flush cost more than the statements);
+3. the ledger entries, in one INSERT.
+
+Since the instant is known before the document is written, there is no UPDATE of the document afterwards.
+In a group commit (gateway.db.group_commit) the head is locked from the first message of the batch on
+anyway; a message alone holds it for the three or four statements of steps 2 and 3.
 
 Nothing here commits: the caller's unit of work does (CONTRIBUTING.md, "Transactions").
 """
@@ -20,7 +25,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
@@ -116,9 +121,15 @@ async def accept(
     Raises :class:`sqlalchemy.exc.IntegrityError` when the database refuses the rows (a concurrent
     acceptance of the same DocumentId, or of the same status): the caller decides what that means.
     """
-    rows = _rows(message, targets, str(uuid.uuid4()))
-    await _write(session, rows)
-    return await _fix_sent_instant(session, message, rows, event, preceded_by)
+    document_uuid = str(uuid.uuid4())
+    own = ledger.Event(event.type, event.actor, document=document_uuid, document_id=message.document_id,
+                       sender=message.sender, recipient=event.recipient, details=event.details)
+    entries = await ledger.next_entries(session, [*preceded_by, own])
+    entry = entries[-1]
+    document, attachments, deliveries = _rows(message, targets, document_uuid, entry)
+    await DocumentRepository(session).insert_accepted(document, attachments, deliveries)
+    await ledger.write(session, entries)
+    return Accepted(document, attachments, deliveries, entry)
 
 
 async def accept_unless_duplicate(
@@ -130,57 +141,29 @@ async def accept_unless_duplicate(
     preceded_by: Sequence[ledger.Event] = (),
 ) -> Accepted | None:
     """:func:`accept` for a message that may lose a race it is allowed to lose (the automatic 01 against the
-    recipient's own 01): its rows go in a savepoint, and should the database refuse them as a duplicate only
-    the message is dropped (None) — the ``preceded_by`` entries are recorded all the same."""
-    rows = _rows(message, targets, str(uuid.uuid4()))
+    recipient's own 01): it goes in a savepoint, and should the database refuse its rows as a duplicate only
+    the message is dropped (None) — the ``preceded_by`` entries are recorded all the same (the savepoint's
+    entries are rolled back with it; the head is read again after)."""
     try:
         async with session.begin_nested():
-            await _write(session, rows)
+            return await accept(session, message, targets, event, preceded_by=preceded_by)
     except IntegrityError:
         await ledger.append_many(session, preceded_by)
         return None
-    return await _fix_sent_instant(session, message, rows, event, preceded_by)
 
 
 Rows = tuple[Document, list[Attachment], list[Delivery]]
 
 
-async def _write(session: AsyncSession, rows: Rows) -> None:
-    """Step 1: the document first (attachments and deliveries reference it), then the rest."""
-    document, attachments, deliveries = rows
-    repo = DocumentRepository(session)
-    repo.add_all([document])
-    await repo.flush()
-    repo.add_all([*attachments, *deliveries])
-    await repo.flush()
-
-
-async def _fix_sent_instant(session: AsyncSession, message: Message, rows: Rows, event: Event,
-                            preceded_by: Sequence[ledger.Event]) -> Accepted:
-    """Steps 2 and 3: the ledger entry, last, and its instant as the sent instant (Điều 11.1). The only code
-    that sets ``Document.sent_at``."""
-    document, attachments, deliveries = rows
-    own = ledger.Event(event.type, event.actor, document=document.id, document_id=message.document_id,
-                       sender=message.sender, recipient=event.recipient, details=event.details)
-    entries = await ledger.append_many(session, [*preceded_by, own])
-    entry = entries[-1]
-    document.sent_at = entry.recorded_at
-    document.ledger_seq = entry.seq
-    document.ledger_hash = entry.hash
-    await DocumentRepository(session).flush()
-    return Accepted(document, attachments, deliveries, entry)
-
-
-def _rows(message: Message, targets: Sequence[Target], document_uuid: str) -> Rows:
-    # The instant until step 3 fixes the real one: the ledger's, read once its head is locked.
-    now = datetime.now(UTC)
+def _rows(message: Message, targets: Sequence[Target], document_uuid: str, entry: LedgerEntry) -> Rows:
+    now = entry.recorded_at  # the sent instant (Điều 11.1); every row made with the message carries it
     document = Document(
         id=document_uuid, kind=message.kind, sender=message.sender, document_id=message.document_id,
         envelope_sha256=message.envelope_sha256, envelope_size=message.envelope_size, multipart=message.multipart,
         signed=message.signed, signer_certificate=message.signer_certificate, subject=message.subject,
         type_name=message.type_name, code=message.code, promulgation_date=message.promulgation_date,
         priority=message.priority, business_doc_type=message.business_doc_type, status_code=message.status_code,
-        refers_to=message.refers_to, sent_at=now, ledger_seq=0, ledger_hash="",
+        refers_to=message.refers_to, sent_at=now, ledger_seq=entry.seq, ledger_hash=entry.hash,
         deviations=json.dumps([d.as_json() for d in message.deviations], ensure_ascii=False),
         automatic=message.automatic, upstream_doc_id=message.upstream_doc_id,
     )
@@ -197,5 +180,6 @@ def _rows(message: Message, targets: Sequence[Target], document_uuid: str) -> Ro
         for t in targets
     ]
     return document, attachments, deliveries
+
 
 

@@ -64,6 +64,20 @@ class AgencyRepository:
         )
         return result.scalars().all()
 
+    async def with_certificates(self, code: str) -> tuple[Agency, list[AgencyCertificate]] | None:
+        """The agency and its certificates (as :meth:`certificates` orders them) in one statement: intake reads
+        both for every envelope."""
+        result = await self.session.execute(
+            select(Agency, AgencyCertificate)
+            .outerjoin(AgencyCertificate, AgencyCertificate.agency_code == Agency.code)
+            .where(Agency.code == code)
+            .order_by(AgencyCertificate.added_at, AgencyCertificate.sha256)
+        )
+        rows = result.all()
+        if not rows:
+            return None
+        return rows[0][0], [cert for _, cert in rows if cert is not None]
+
     async def certificates_for(self, codes: Sequence[str]) -> dict[str, list[AgencyCertificate]]:
         out: dict[str, list[AgencyCertificate]] = {c: [] for c in codes}
         if not codes:

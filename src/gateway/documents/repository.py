@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.db.base import insert_rows
 from gateway.documents.models import Attachment, Delivery, Document
 
 # Case folding of the subject search, the same on both databases and in any database locale: ASCII letters and
@@ -190,8 +191,13 @@ class DocumentRepository:
         )
         return result.scalars().all()
 
-    def add_all(self, rows: Sequence[Document | Attachment | Delivery]) -> None:
-        self.session.add_all(rows)
+    async def insert_accepted(self, document: Document, attachments: Sequence[Attachment],
+                              deliveries: Sequence[Delivery]) -> None:
+        """An accepted message's rows, each final as made: one INSERT per table (the document first, which the
+        others reference); the objects stay transient (gateway.db.base.insert_rows)."""
+        await insert_rows(self.session, [document])
+        await insert_rows(self.session, attachments)
+        await insert_rows(self.session, deliveries)
 
     async def flush(self) -> None:
         await self.session.flush()

@@ -296,16 +296,15 @@ class IntakeService:
             existing = await DocumentRepository(session).by_envelope(sender, digest, kind)
             if existing is not None:
                 return IntakeResult(await self._receipt_for(session, existing), False, existing.id)
-            agencies = AgencyRepository(session)
-            agency = await agencies.get(sender)
+            found = await AgencyRepository(session).with_certificates(sender)
             if via is not None:
-                if agency is None:
+                if found is None:
                     raise UpstreamSenderUnknown(f"{sender!r} is not in the register: run `gateway upstream "
                                                 "agencies sync`", sender=sender)
-                if agency.delivery_mode != "upstream":
+                if found[0].delivery_mode != "upstream":
                     raise UpstreamSenderLocal(sender=sender)
-            assert agency is not None  # authenticated agencies exist
-            certs = list(await agencies.certificates(sender))
+            assert found is not None  # authenticated agencies exist
+            agency, certs = found
         inspect = functools.partial(
             inspect_envelope,
             data,

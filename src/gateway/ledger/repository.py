@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, column, func, insert, or_, select, table, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from gateway.db.base import insert_rows
 from gateway.ledger.chain import UNREADABLE_INSTANT, ChainRow
 from gateway.ledger.models import (
     LedgerCheckpoint,
@@ -129,9 +130,8 @@ class LedgerRepository:
         await self.session.flush()
 
     async def add_all(self, entries: Sequence[LedgerEntry]) -> None:
-        """One flush: the ORM writes entries of one table with known keys as one batched INSERT."""
-        self.session.add_all(entries)
-        await self.session.flush()
+        """One INSERT for all of them (the entries stay transient: never changed after they are made)."""
+        await insert_rows(self.session, entries)
 
     async def get(self, seq: int) -> LedgerEntry | None:
         return await self.session.get(LedgerEntry, seq)

@@ -92,6 +92,19 @@ async def append(
 
 async def append_many(session: AsyncSession, events: Sequence[Event]) -> list[LedgerEntry]:
     """Append entries in this order with one INSERT (one lock, one read of the head), as :func:`append`."""
+    entries = await next_entries(session, events)
+    await write(session, entries)
+    return entries[len(entries) - len(events):]
+
+
+async def next_entries(session: AsyncSession, events: Sequence[Event]) -> list[LedgerEntry]:
+    """The entries ``events`` will be, in this order, chained on the head (locked first, until the end of the
+    transaction) and preceded by the genesis entry when the ledger is empty: their seqs, instants and hashes
+    are final, but nothing is written until :func:`write`.
+
+    For a caller that stores the instant with its own rows as it writes them (acceptance: the sent instant
+    goes into the document's INSERT, no UPDATE after). The caller must :func:`write` all of them in the same
+    transaction before anything else is appended in it."""
     for event in events:
         if event.type not in EVENT_TYPES:
             raise ValueError(f"unknown ledger event type {event.type!r}; declare it in gateway.ledger.events")
@@ -115,9 +128,13 @@ async def append_many(session: AsyncSession, events: Sequence[Event]) -> list[Le
                       event.sender, event.recipient, prev_hash, event.details or {})
         entries.append(entry)
         seq, prev_hash, instant = entry.seq, entry.hash, entry.recorded_at
-    await repo.add_all(entries)
     _remember(session, entries[-1])
-    return entries[-len(events):]
+    return entries
+
+
+async def write(session: AsyncSession, entries: Sequence[LedgerEntry]) -> None:
+    """INSERT the entries :func:`next_entries` made, in one statement."""
+    await LedgerRepository(session).add_all(entries)
 
 
 def _make(
