@@ -74,9 +74,13 @@ class Settings(BaseSettings):
     # waits in order at most admission_wait_seconds, then gets 503 overloaded with Retry-After.
     max_concurrent_requests: int = Field(default=32, ge=1)
     admission_wait_seconds: float = Field(default=5.0, ge=0)
-    # Database connections per process (PostgreSQL; pool_size plus as many again on overflow), and how long
-    # a request waits for one before a 503 database-unavailable.
-    database_pool_size: int = Field(default=10, ge=1)
+    # Database connections per process (PostgreSQL), kept open: the admission limit (32) and four for the
+    # background tasks (group commit, delivery worker, checkpointer, poller), so that a busy process reuses
+    # its connections instead of opening new ones (issue 17: a pool of 10 reopened 217 connections, each with
+    # its prepared statements, in 1,000 requests at concurrency 64). An eighth more on overflow for bursts;
+    # PostgreSQL's max_connections must exceed workers x (pool + overflow). No connection within the timeout:
+    # a 503 database-unavailable.
+    database_pool_size: int = Field(default=36, ge=1)
     database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     # Ping each connection as it leaves the pool (one more round trip per transaction); off by default, see
     # gateway.db.engine.create_database.

@@ -87,7 +87,7 @@ def create_database(
 ) -> Database:
     """The engine and sessions for ``url``.
 
-    Pool: ``pool_size`` connections plus as many again on overflow; a checkout waits ``pool_timeout`` seconds
+    Pool: ``pool_size`` connections kept, an eighth more on overflow; a checkout waits ``pool_timeout`` seconds
     (then ``sqlalchemy.exc.TimeoutError``, answered 503 database-unavailable). On SQLite a writer waits up to
     ``sqlite_busy_timeout_ms`` for the write lock ("database is locked" after it: also 503). Connections are
     not pinged on checkout unless ``pre_ping``: a ping is one more round trip for every transaction, and after
@@ -103,7 +103,7 @@ def create_database(
         kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
     if parsed.database != ":memory:":
         kwargs["pool_size"] = pool_size
-        kwargs["max_overflow"] = pool_size
+        kwargs["max_overflow"] = pool_size // 8
         kwargs["pool_timeout"] = pool_timeout
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
