@@ -11,7 +11,7 @@ Per run: the time from the POST to the last recipient's 2xx (target ≤ 5 s), to
 median one; and the intake answer time. ``--profile`` records py-spy profiles of the gateway's workers
 during the measured runs (:mod:`profiling`).
 
-    .venv/bin/python bench/fanout_bench.py [--recipients 500] [--runs 3] [--profile]
+    .venv/bin/python bench/fanout_bench.py [--recipients 500] [--runs 3] [--profile] [--set NAME=VALUE]
 """
 
 from __future__ import annotations
@@ -72,13 +72,21 @@ def one_document(base: str, token: str, envelope: bytes, servers: RecipientServe
     }
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--set wants NAME=VALUE, got {text!r}")
+    name = name.upper()
+    return (name if name.startswith("GATEWAY_") else f"GATEWAY_{name}"), value
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     keys = harness.sender_keys()
     agencies = recipient_codes(args.recipients)
     envelopes = harness.make_envelopes(keys, agencies, args.runs + 1, run=f"F{int(time.time())}")
     pg = Postgres().start()
     work = Path(tempfile.mkdtemp(prefix="gw-bench-fanout-"))
-    gateway = Gateway(work, pg.url)
+    gateway = Gateway(work, pg.url, env_extra=dict(_setting(s) for s in args.set))
     servers: RecipientServers | None = None
     runs: list[dict[str, Any]] = []
     try:
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_s": {"gateway": cpu1[0] - cpu0[0], "postgres": cpu1[1] - cpu0[1], "recipients": cpu1[2] - cpu0[2],
                   "available": elapsed * (os.cpu_count() or 1)},
         "gateway_workers": gateway.workers,
+        "settings": dict(_setting(s) for s in args.set),
         "targets": {"all_delivered_le_5s": median_all <= TARGET_S},
     }
 
@@ -130,7 +139,8 @@ def print_report(out: dict[str, Any]) -> None:
 
     table = Table("run", "intake answer", "first 2xx", "median 2xx", "last 2xx (all delivered)", "delivered",
                   title=f"fan-out: one document (100 KB PDF inline) to {out['recipients']} push recipients, "
-                        f"{out['gateway_workers']} uvicorn workers")
+                        f"{out['gateway_workers']} uvicorn workers"
+                        + "".join(f", {k}={v}" for k, v in out.get("settings", {}).items()))
     for i, r in enumerate(out["runs"], 1):
         table.add_row(str(i), f"{r['intake_s'] * 1000:.0f} ms", f"{r['first_s']:.2f} s", f"{r['median_s']:.2f} s",
                       f"{r['all_s']:.2f} s", f"{r['delivered']}/{out['recipients']}")
@@ -150,6 +160,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="per document")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-seconds", type=float, default=15.0)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a gateway setting for this run (e.g. worker_concurrency=64), repeatable")
     args = parser.parse_args()
     out = run(args)
     path = harness.write_result("fanout", out)

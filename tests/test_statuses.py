@@ -306,12 +306,12 @@ async def test_a_recipient_that_reported_01_itself_gets_none_from_the_gateway_an
     [item2] = [i for i in await inbox(client, h41) if i["id"] == doc2]
     assert (await client.get(f"/v1/inbox/{item2['delivery_id']}", headers=h41.headers)).status_code == 200
     assert (await post_status(client, h41, status(h41, sender, document_id2, "01"))).status_code == 201
-    from gateway.documents.repository import DocumentRepository
+    from gateway.delivery.repository import DeliveryRepository
 
-    async def not_yet(self: DocumentRepository, sender: str, refers_to: str, code: str, **_: object) -> bool:
-        return False
+    async def not_yet(self: DeliveryRepository, code: str, pairs: object) -> set[tuple[str, str]]:
+        return set()
 
-    monkeypatch.setattr(DocumentRepository, "status_exists", not_yet)
+    monkeypatch.setattr(DeliveryRepository, "statuses_reported", not_yet)
     r = await client.post(f"/v1/inbox/{item2['delivery_id']}/ack", json={"result": "done"}, headers=h41.headers)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "delivered"

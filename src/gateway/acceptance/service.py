@@ -121,15 +121,46 @@ async def accept(
     Raises :class:`sqlalchemy.exc.IntegrityError` when the database refuses the rows (a concurrent
     acceptance of the same DocumentId, or of the same status): the caller decides what that means.
     """
-    document_uuid = str(uuid.uuid4())
-    own = ledger.Event(event.type, event.actor, document=document_uuid, document_id=message.document_id,
-                       sender=message.sender, recipient=event.recipient, details=event.details)
-    entries = await ledger.next_entries(session, [*preceded_by, own])
-    entry = entries[-1]
-    document, attachments, deliveries = _rows(message, targets, document_uuid, entry)
-    await DocumentRepository(session).insert_accepted(document, attachments, deliveries)
-    await ledger.write(session, entries)
-    return Accepted(document, attachments, deliveries, entry)
+    [accepted] = await _accept_all(session, [Acceptance(message, targets, event)], preceded_by)
+    return accepted
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """One message to accept with :func:`accept_many`; called with a session, it is :func:`accept` of it (an
+    operation for :class:`gateway.db.group_commit.GroupCommit`)."""
+
+    message: Message
+    targets: Sequence[Target]
+    event: Event
+
+    async def __call__(self, session: AsyncSession) -> Accepted:
+        return await accept(session, self.message, self.targets, self.event)
+
+
+async def accept_many(session: AsyncSession, items: Sequence[Acceptance]) -> list[Accepted]:
+    """:func:`accept` of several messages at once, in this order: one lock and head, one INSERT per table for
+    all of them (a group commit's batch). Should the database refuse any row, nothing of any is written (the
+    caller's transaction fails: the group commit then tries each alone)."""
+    return await _accept_all(session, items, ())
+
+
+async def _accept_all(session: AsyncSession, items: Sequence[Acceptance],
+                      preceded_by: Sequence[ledger.Event]) -> list[Accepted]:
+    uuids = [str(uuid.uuid4()) for _ in items]
+    own = [ledger.Event(i.event.type, i.event.actor, document=u, document_id=i.message.document_id,
+                        sender=i.message.sender, recipient=i.event.recipient, details=i.event.details)
+           for i, u in zip(items, uuids, strict=True)]
+    entries = await ledger.next_entries(session, [*preceded_by, *own])  # step 1
+    accepted = [Accepted(*_rows(i.message, i.targets, u, entry), entry)
+                for i, u, entry in zip(items, uuids, entries[len(entries) - len(items):], strict=True)]
+    await DocumentRepository(session).insert_accepted(  # step 2
+        [a.document for a in accepted],
+        [row for a in accepted for row in a.attachments],
+        [row for a in accepted for row in a.deliveries],
+    )
+    await ledger.write(session, entries)  # step 3
+    return accepted
 
 
 async def accept_unless_duplicate(

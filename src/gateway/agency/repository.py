@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import String, delete, insert, literal_column, select, text, union_all
+from sqlalchemy import String, bindparam, delete, insert, literal_column, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import CompoundSelect
 
@@ -17,6 +17,17 @@ NameKind = Literal["code", "alt_code", "alias"]
 _PG_NAMES_LOCK_KEY = 0x6E616D65  # "name"
 #: rows or IN-list items per statement (both databases bound the parameters of one statement)
 _CHUNK = 500
+
+
+# Intake's reads, built once (issue 17: building a statement and its cache key on every call cost more than
+# running it); the values are bound per call.
+_MANY = select(Agency).where(Agency.code.in_(bindparam("codes", expanding=True)))
+_WITH_CERTIFICATES = (
+    select(Agency, AgencyCertificate)
+    .outerjoin(AgencyCertificate, AgencyCertificate.agency_code == Agency.code)
+    .where(Agency.code == bindparam("code"))
+    .order_by(AgencyCertificate.added_at, AgencyCertificate.sha256)
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class AgencyRepository:
     async def get_many(self, codes: Sequence[str]) -> dict[str, Agency]:
         if not codes:
             return {}
-        result = await self.session.execute(select(Agency).where(Agency.code.in_(list(codes))))
+        result = await self.session.execute(_MANY, {"codes": list(codes)})
         return {a.code: a for a in result.scalars()}
 
     async def all(self) -> Sequence[Agency]:
@@ -67,13 +78,7 @@ class AgencyRepository:
     async def with_certificates(self, code: str) -> tuple[Agency, list[AgencyCertificate]] | None:
         """The agency and its certificates (as :meth:`certificates` orders them) in one statement: intake reads
         both for every envelope."""
-        result = await self.session.execute(
-            select(Agency, AgencyCertificate)
-            .outerjoin(AgencyCertificate, AgencyCertificate.agency_code == Agency.code)
-            .where(Agency.code == code)
-            .order_by(AgencyCertificate.added_at, AgencyCertificate.sha256)
-        )
-        rows = result.all()
+        rows = (await self.session.execute(_WITH_CERTIFICATES, {"code": code})).all()
         if not rows:
             return None
         return rows[0][0], [cert for _, cert in rows if cert is not None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import column, func, select, table, update
+from sqlalchemy import bindparam, column, func, select, table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.agency.models import Agency
@@ -16,6 +16,14 @@ from gateway.db.base import UTCDateTime
 # imported: the console builds on this package, so importing it back would be a cycle (tests/test_layering.py).
 _console_sessions = table(
     "console_sessions", column("id"), column("operator_id"), column("ended_at", UTCDateTime()),
+)
+
+# Every request's read, built once (issue 17: building a statement and its cache key cost more than running it).
+_RESOLVE = (
+    select(ApiToken, Agency, Operator)
+    .outerjoin(Agency, Agency.code == ApiToken.agency_code)
+    .outerjoin(Operator, Operator.id == ApiToken.operator_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
 )
 
 
@@ -77,13 +85,7 @@ class AuthRepository:
         return len(result.scalars().all())
 
     async def resolve(self, token_hash: str) -> tuple[ApiToken, Agency | None, Operator | None] | None:
-        result = await self.session.execute(
-            select(ApiToken, Agency, Operator)
-            .outerjoin(Agency, Agency.code == ApiToken.agency_code)
-            .outerjoin(Operator, Operator.id == ApiToken.operator_id)
-            .where(ApiToken.token_hash == token_hash)
-        )
-        row = result.one_or_none()
+        row = (await self.session.execute(_RESOLVE, {"token_hash": token_hash})).one_or_none()
         if row is None:
             return None
         return row[0], row[1], row[2]

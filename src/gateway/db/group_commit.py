@@ -7,7 +7,10 @@ whatever arrives while a transaction is being written waits for the next one, an
 them (up to ``max_batch``): one lock, one head, one flush for the lot.
 
 Each item is an operation ``op(session) -> result`` that runs inside the shared transaction, in arrival
-order. Nothing is weakened: an item's result is handed back only after the transaction holding it has
+order, unless the owner hands in ``apply``: a function given the session and the batch's operations that
+returns their results in the same order, for an owner whose operations are records it can write together
+(the push worker: one statement for many rows, one ledger INSERT, rather than each item's own). Nothing
+is weakened: an item's result is handed back only after the transaction holding it has
 committed. Should the batch fail as a whole (an error in one item), every item of it is run again in a
 transaction of its own, so one bad item never takes the others down with it; the failing item's error goes
 to its own caller.
@@ -26,12 +29,19 @@ from .engine import Database
 
 R = TypeVar("R")
 Operation = Callable[[AsyncSession], Awaitable[R]]
+Apply = Callable[[AsyncSession, list[Operation[R]]], Awaitable[list[R]]]
+
+
+async def one_by_one(session: AsyncSession, ops: list[Operation[R]]) -> list[R]:
+    """The default ``apply``: each operation in turn."""
+    return [await op(session) for op in ops]
 
 
 class GroupCommit(Generic[R]):
-    def __init__(self, db: Database, max_batch: int = 64) -> None:
+    def __init__(self, db: Database, max_batch: int = 64, apply: Apply[R] | None = None) -> None:
         self.db = db
         self.max_batch = max(1, max_batch)
+        self.apply: Apply[R] = apply if apply is not None else one_by_one
         self._pending: list[tuple[Operation[R], asyncio.Future[R]]] = []
         self._writer: asyncio.Task[None] | None = None
         #: transactions committed and items they carried (for tests and metrics)
@@ -71,7 +81,7 @@ class GroupCommit(Generic[R]):
     async def _commit(self, batch: list[tuple[Operation[R], asyncio.Future[R]]]) -> None:
         try:
             async with self.db.transaction() as session:
-                results = [await op(session) for op, _ in batch]
+                results = await self.apply(session, [op for op, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
                 if not batch[0][1].done():

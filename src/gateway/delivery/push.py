@@ -75,7 +75,8 @@ async def push(client: httpx.AsyncClient, job: Job, body: DeliveryBody, key: Gat
                           time.perf_counter() - started)
 
     try:
-        async with client.stream("POST", job.endpoint, content=body.chunks(), headers=headers,
+        content = body.chunks() if body.parts else body.envelope  # bytes: written in one go, no generator
+        async with client.stream("POST", job.endpoint, content=content, headers=headers,
                                  timeout=httpx.Timeout(timeout_seconds), follow_redirects=False) as response:
             received_at = datetime.now(UTC)
             answer = b""

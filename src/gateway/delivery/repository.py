@@ -9,7 +9,10 @@ between no longer matches, so it is never claimed twice. A claimable row is ``pe
 and due, or ``in_flight`` with an expired lease (its worker died or hung).
 
 Every later change of a claimed row is an ``UPDATE … WHERE state = 'in_flight' AND lease_owner = :me AND
-attempts = :attempt``: a worker whose lease was taken over records nothing.
+attempts = :attempt``: a worker whose lease was taken over records nothing. The worker's outcomes, many at
+a time (:meth:`DeliveryRepository.finish_many`), are one ``SELECT … FOR UPDATE`` of the rows that are still
+each attempt's (locked until the commit, so no claim can take them in between; SQLite's writer lock does the
+same) and one executemany ``UPDATE`` by primary key of those.
 
 Upstream deliveries (mode ``upstream``) are claimed by a worker that has a forwarder, and always all of one
 document's together: a claim that takes one takes every other claimable upstream delivery of its document in
@@ -20,12 +23,12 @@ together. A forwarded delivery waits for the upstream to report the recipient's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.agency.models import Agency
@@ -129,27 +132,28 @@ class DeliveryRepository:
         attempts = {r.id: r.attempts for r in claimed.all()}
         if not attempts:
             return []
+        # Columns, not entities: a claim of many rows should not build three ORM objects per row.
         joined = await self.session.execute(
-            select(Delivery, Document, Agency)
+            select(Delivery.id, Delivery.recipient, Delivery.mode, Delivery.priority, Delivery.requeued_at,
+                   Delivery.created_at, Document.id.label("doc"), Document.kind, Document.sender,
+                   Document.document_id, Document.sent_at, Document.envelope_sha256, Document.multipart,
+                   Document.code, Document.promulgation_date, Document.refers_to, Agency.name,
+                   Agency.endpoint, Agency.delivery_mode)
             .join(Document, Document.id == Delivery.document)
             .join(Agency, Agency.code == Delivery.recipient)
             .where(Delivery.id.in_(list(attempts)))
             .order_by(Delivery.priority.desc(), Delivery.next_attempt_at, Delivery.id)
-            .execution_options(populate_existing=True)
         )
-        jobs = []
-        for delivery, document, agency in joined.all():
-            jobs.append(Job(
-                delivery_id=delivery.id, attempt=attempts[delivery.id], owner=owner, lease_until=lease_until,
-                recipient=delivery.recipient, recipient_name=agency.name,
-                endpoint=agency.endpoint if agency.delivery_mode == "push" and delivery.mode == "push" else None,
-                window_start=delivery.requeued_at or delivery.created_at, document=document.id, kind=document.kind,
-                sender=document.sender, document_id=document.document_id, sent_at=document.sent_at,
-                envelope_sha256=document.envelope_sha256, multipart=document.multipart, code=document.code,
-                promulgation_date=document.promulgation_date, priority=delivery.priority,
-                refers_to=document.refers_to, reclaimed_from=previous.get(delivery.id), mode=delivery.mode,
-            ))
-        return jobs
+        return [
+            Job(delivery_id=r.id, attempt=attempts[r.id], owner=owner, lease_until=lease_until, recipient=r.recipient,
+                recipient_name=r.name,
+                endpoint=r.endpoint if r.delivery_mode == "push" and r.mode == "push" else None,
+                window_start=r.requeued_at or r.created_at, document=r.doc, kind=r.kind, sender=r.sender,
+                document_id=r.document_id, sent_at=r.sent_at, envelope_sha256=r.envelope_sha256,
+                multipart=r.multipart, code=r.code, promulgation_date=r.promulgation_date, priority=r.priority,
+                refers_to=r.refers_to, reclaimed_from=previous.get(r.id), mode=r.mode)
+            for r in joined.all()
+        ]
 
     async def finish(self, job: Job, now: datetime, **values: Any) -> bool:
         """Move a claimed row on, only if the lease is still ``job``'s; False if it was taken over."""
@@ -162,6 +166,48 @@ class DeliveryRepository:
             .execution_options(synchronize_session=False)
         )
         return result.first() is not None
+
+    async def finish_many(self, changes: Sequence[tuple[Job, Mapping[str, Any]]], now: datetime
+                          ) -> set[tuple[str, int]]:
+        """:meth:`finish` for many attempts in two statements: each row moves on with its own ``values`` only if
+        its lease is still that attempt's. The (delivery id, attempt) of the rows moved; the others were taken
+        over and record nothing."""
+        if not changes:
+            return set()
+        wanted = {(job.delivery_id, job.attempt): job for job, _ in changes}
+        held = select(Delivery.id, Delivery.lease_owner, Delivery.attempts).where(
+            Delivery.id.in_(sorted({job.delivery_id for job, _ in changes})), Delivery.state == "in_flight")
+        if self.dialect == "postgresql":
+            held = held.with_for_update()  # until the commit: no claim can take them over in between
+        moved = set()
+        for row in (await self.session.execute(held)).all():
+            job = wanted.get((row.id, row.attempts))
+            if job is not None and row.lease_owner == job.owner:
+                moved.add((row.id, row.attempts))
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for job, values in changes:
+            if (job.delivery_id, job.attempt) in moved:
+                params = {"updated_at": now, "lease_owner": None, "lease_until": None, **values}
+                by_columns.setdefault(tuple(sorted(params)), []).append({"row_id": job.delivery_id, **params})
+        table = cast("Table", Delivery.__table__)  # Core executemany: no ORM bookkeeping per row
+        for rows in by_columns.values():  # executemany: one statement, a parameter set per row
+            await self.session.execute(update(table).where(table.c.id == bindparam("row_id")), rows)
+        return moved
+
+    async def statuses_reported(self, code: str, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (agency, document) of ``pairs`` already have a status ``code`` from that agency about that
+        document (its own, or one the gateway wrote in its name): one query for a batch of deliveries."""
+        if not pairs:
+            return set()
+        result = await self.session.execute(
+            select(Document.sender, Document.refers_to).where(
+                Document.kind == "status", Document.status_code == code,
+                Document.refers_to.in_(sorted({d for _, d in pairs})),
+                Document.sender.in_(sorted({a for a, _ in pairs})),
+            )
+        )
+        wanted = set(pairs)
+        return {(r.sender, r.refers_to) for r in result.all() if (r.sender, r.refers_to) in wanted}
 
     async def renew(self, job: Job, until: datetime) -> bool:
         result = await self.session.execute(

@@ -35,11 +35,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography import x509
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.agency.repository import AgencyRepository
@@ -52,7 +53,7 @@ from gateway.principal import Principal
 from gateway.signing import GatewayKey
 
 from . import metrics
-from .arrival import build_arrival, original_of, original_of_job, record_delivered
+from .arrival import Arrived, build_arrival, original_of, original_of_job, record_delivered, record_delivered_many
 from .backoff import Decision
 from .errors import AckConflict, DeliveryNotFetched, DeliveryNotFound, DeliveryNotRetryable, InboxCursorInvalid
 from .forward import ForwardResult
@@ -82,6 +83,62 @@ async def _append(session: AsyncSession, type: str, actor: str, delivery: Delive
 
 # -- push: used by the worker, each call inside the worker's short transaction ---------------------------------
 
+@dataclass(frozen=True)
+class Outcome:
+    """One push attempt's answer to record: the row's new values, its ledger entry, and for a delivered
+    document the automatic 01 made for it. Calling it records it alone (a :mod:`gateway.db.group_commit`
+    operation); :func:`record_outcomes` records a batch of them together."""
+
+    job: Job
+    values: Mapping[str, Any]
+    event: ledger.Event
+    arrived: Arrived | None = None
+    certificate: x509.Certificate | None = None
+
+    async def __call__(self, session: AsyncSession) -> bool:
+        [recorded] = await PushTransitions(session).record([self])
+        return recorded
+
+
+def delivered(job: Job, received_at: datetime, http_status: int, duration: float, arrival: bytes | None,
+              certificate: x509.Certificate) -> Outcome:
+    """A 2xx: ``delivered`` with its received instant (Điều 11.2), and the automatic 01 (``arrival``, already
+    stored; None for a status) accepted right after the ledger's ``delivery.delivered``."""
+    event = _event("delivery.delivered", GATEWAY_ACTOR, job, job, {
+        "mode": "push", "attempt": job.attempt, "http_status": http_status,
+        "received_at": received_at.isoformat(), "duration_ms": round(duration * 1000, 1), "worker": job.owner,
+    })
+    return Outcome(job, {"state": "delivered", "received_at": received_at, "next_attempt_at": None,
+                         "last_error": None}, event,
+                   Arrived(event, original_of_job(job), job.recipient, received_at, arrival, job.delivery_id),
+                   certificate)
+
+
+def retry(job: Job, decision: Decision, error: str, http_status: int | None) -> Outcome:
+    assert decision.next_attempt_at is not None
+    return Outcome(job, {"state": "retry_wait", "next_attempt_at": decision.next_attempt_at,
+                         "last_error": _short(error)},
+                   _event("delivery.retry_scheduled", GATEWAY_ACTOR, job, job, {
+                       "attempt": job.attempt, "error": _short(error, 300), "http_status": http_status,
+                       "next_attempt_at": decision.next_attempt_at.isoformat(),
+                       "delay_seconds": round(decision.delay or 0, 3)}))
+
+
+def dead(job: Job, reason: str, error: str, http_status: int | None) -> Outcome:
+    return Outcome(job, {"state": "dead", "next_attempt_at": None, "last_error": _short(error)},
+                   _event("delivery.dead", GATEWAY_ACTOR, job, job, {
+                       "attempt": job.attempt, "reason": reason, "error": _short(error, 300),
+                       "http_status": http_status}))
+
+
+async def record_outcomes(session: AsyncSession, ops: list[Callable[[AsyncSession], Awaitable[bool]]]) -> list[bool]:
+    """The push worker's group commit (``apply``): its :class:`Outcome` items recorded together
+    (:meth:`PushTransitions.record`), then any other operation (a forward's) on its own, in order."""
+    outcomes = [op for op in ops if isinstance(op, Outcome)]
+    together = dict(zip(map(id, outcomes), await PushTransitions(session).record(outcomes), strict=True))
+    return [together[id(op)] if isinstance(op, Outcome) else await op(session) for op in ops]
+
+
 class PushTransitions:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -102,34 +159,36 @@ class PushTransitions:
 
     async def delivered(self, job: Job, received_at: datetime, http_status: int, duration: float,
                         arrival: bytes | None, key: GatewayKey) -> bool:
-        now = _now()
-        if not await self.repo.finish(job, now, state="delivered", received_at=received_at, next_attempt_at=None,
-                                      last_error=None):
-            return False
-        await record_delivered(self.session, _event("delivery.delivered", GATEWAY_ACTOR, job, job, {
-            "mode": "push", "attempt": job.attempt, "http_status": http_status,
-            "received_at": received_at.isoformat(), "duration_ms": round(duration * 1000, 1), "worker": job.owner,
-        }), original_of_job(job), job.recipient, received_at, arrival, key.certificate, delivery_id=job.delivery_id)
-        return True
+        [recorded] = await self.record([delivered(job, received_at, http_status, duration, arrival,
+                                                  key.certificate)])
+        return recorded
 
     async def retry(self, job: Job, decision: Decision, error: str, http_status: int | None) -> bool:
-        assert decision.next_attempt_at is not None
-        if not await self.repo.finish(job, _now(), state="retry_wait", next_attempt_at=decision.next_attempt_at,
-                                      last_error=_short(error)):
-            return False
-        await _append(self.session, "delivery.retry_scheduled", GATEWAY_ACTOR, job, job, {
-            "attempt": job.attempt, "error": _short(error, 300), "http_status": http_status,
-            "next_attempt_at": decision.next_attempt_at.isoformat(), "delay_seconds": round(decision.delay or 0, 3),
-        })
-        return True
+        [recorded] = await self.record([retry(job, decision, error, http_status)])
+        return recorded
 
     async def dead(self, job: Job, reason: str, error: str, http_status: int | None) -> bool:
-        if not await self.repo.finish(job, _now(), state="dead", next_attempt_at=None, last_error=_short(error)):
-            return False
-        await _append(self.session, "delivery.dead", GATEWAY_ACTOR, job, job, {
-            "attempt": job.attempt, "reason": reason, "error": _short(error, 300), "http_status": http_status,
-        })
-        return True
+        [recorded] = await self.record([dead(job, reason, error, http_status)])
+        return recorded
+
+    async def record(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Record attempts' outcomes together: the rows whose lease is still their attempt's move on (two
+        statements for all of them), then the ledger: one INSERT for every entry that needs no automatic 01,
+        and each delivered document's 01 accepted right after its ``delivery.delivered``
+        (:func:`gateway.delivery.arrival.record_delivered_many`). Per outcome: False when its lease was taken
+        over (nothing recorded for it)."""
+        moved = await self.repo.finish_many([(o.job, o.values) for o in outcomes], _now())
+        recorded = [(o.job.delivery_id, o.job.attempt) in moved for o in outcomes]
+        done = [o for o, ok in zip(outcomes, recorded, strict=True) if ok]
+        arrived = [o for o in done if o.arrived is not None]
+        certificate = next((o.certificate for o in arrived if o.certificate is not None), None)
+        plain = [o.event for o in done if o.arrived is None]
+        if arrived and certificate is not None:
+            await record_delivered_many(self.session, [o.arrived for o in arrived if o.arrived is not None],
+                                        certificate, before=plain)
+        else:
+            await ledger.append_many(self.session, plain)
+        return recorded
 
     async def renew(self, job: Job, until: datetime) -> bool:
         return await self.repo.renew(job, until)

@@ -4,18 +4,24 @@ Runs inside ``gateway serve`` (the lifespan starts one when ``run_workers`` is o
 worker`` processes; any number of them can share one PostgreSQL (claims use ``FOR UPDATE SKIP LOCKED``)
 or one SQLite file (one writer at a time). Each worker keeps up to ``worker_concurrency`` attempts in
 flight, claims as many as it has free slots, most urgent first, and sleeps ``worker_poll_seconds`` when
-there is nothing due.
+there is nothing due. While attempts are in flight it claims again once a quarter of its slots are free
+(or a poll has gone by), not at each slot freed: every claim is a transaction that takes the ledger head,
+and on a fan-out a stream of one-row claims queued behind the outcomes for it (issue 17's profile).
 
 One attempt:
 
 1. claim (a short transaction): the row becomes ``in_flight`` with a lease (``lease_owner`` = this worker,
    ``lease_until`` = now + ``lease_seconds``), ``attempts`` + 1, ledger ``delivery.in_flight``;
-2. read the original bytes from the blob store and POST them (no transaction open); while the request
-   runs, the lease is renewed every third of ``lease_seconds``;
+2. read the original bytes from the blob store (checked against their digest; once for all the recipients
+   of a document, :class:`_Envelopes`) and POST them (no transaction open); while the request runs, the
+   lease is renewed every third of ``lease_seconds``;
 3. for a 2xx, build and sign the automatic status 01 (still no transaction), store it as a blob;
 4. record the outcome (a short transaction, shared with the other outcomes that finish at the same moment:
    :mod:`gateway.db.group_commit`) only if the lease is still this worker's: ``delivered`` (+ the 01
-   routed to the sender), ``retry_wait`` or ``dead``, each with its ledger entry.
+   routed to the sender), ``retry_wait`` or ``dead``, each with its ledger entry. The outcomes of one
+   transaction are written together (:func:`gateway.delivery.service.record_outcomes`): two statements
+   for all their rows, one query for the 01s already reported, one ledger INSERT for the entries that need
+   no 01, then each 01 accepted right after its ``delivery.delivered``.
 
 A worker killed anywhere in between leaves at most a row ``in_flight`` whose lease then expires; the
 next claim takes it again (the ledger names the worker it was taken from). The recipient may so get the
@@ -33,16 +39,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.blobs import BlobStore
 from gateway.config import Settings
@@ -53,12 +61,12 @@ from gateway.signing import GatewayKey
 
 from . import metrics
 from .arrival import build_arrival, original_of_job
-from .backoff import Decision, Policy, decide_failure
+from .backoff import Policy, decide_failure
 from .body import delivery_body
 from .forward import Forwarder, ForwardResult
 from .push import PushResult, push
 from .repository import Job
-from .service import PushTransitions
+from .service import PushTransitions, dead, delivered, record_outcomes, retry
 
 _log = get_logger("gateway.delivery")
 
@@ -78,6 +86,7 @@ class DeliveryWorker:
         self.settings = settings
         self.owner = owner or worker_id()
         self.concurrency = max(1, settings.worker_concurrency)
+        self._claim_batch = max(1, self.concurrency // 4)
         self.lease = timedelta(seconds=max(settings.lease_seconds, 1.0))
         self.policy = Policy(
             max_attempts=max(1, settings.delivery_max_attempts),
@@ -93,8 +102,10 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # Outcomes finishing together are recorded in one transaction (gateway.db.group_commit).
-        self._outcomes: GroupCommit[bool] = GroupCommit(db, max_batch=self.concurrency * 2)
+        # Outcomes finishing together are recorded in one transaction (gateway.db.group_commit), written
+        # together: two statements for their rows, one ledger INSERT (service.record_outcomes).
+        self._outcomes: GroupCommit[bool] = GroupCommit(db, max_batch=self.concurrency * 2, apply=record_outcomes)
+        self._envelopes = _Envelopes(blobs)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -135,10 +146,16 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         failures = 0
+        last_claim = -math.inf
+        poll = self.settings.worker_poll_seconds
         while not self._stopping.is_set():
             free = self.concurrency - len(self._active)
             claimed = 0
-            if free > 0:
+            # While attempts are in flight, claim once a quarter of the slots are free rather than one slot at
+            # a time (each claim is a transaction that takes the ledger head), or once a poll has gone by.
+            gated = 0 < free < self._claim_batch and bool(self._active)
+            if free > 0 and (not gated or time.monotonic() - last_claim >= poll):
+                last_claim = time.monotonic()
                 try:
                     jobs = await self.claim(free)
                     failures = 0
@@ -155,7 +172,9 @@ class DeliveryWorker:
             if claimed and claimed == free:
                 continue  # a full batch: there may be more due right now
             self._wake.clear()
-            timeout = self.settings.worker_poll_seconds * (min(2**failures, 60) if failures else 1)
+            timeout = poll * (min(2**failures, 60) if failures else 1)
+            if gated:
+                timeout = min(timeout, max(0.0, last_claim + poll - time.monotonic()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
@@ -214,13 +233,9 @@ class DeliveryWorker:
         if result.outcome == "delivered":
             arrival: bytes | None = None
             if job.kind == "document":
-                arrival = await asyncio.to_thread(
-                    build_arrival, original_of_job(job), job.recipient, job.recipient_name, result.received_at,
-                    self.key.private_key, self.key.certificate,
-                )
-                await asyncio.to_thread(self.blobs.put, arrival)
-            recorded = await self._outcomes.run(lambda session: PushTransitions(session).delivered(
-                job, result.received_at, result.http_status or 0, result.duration, arrival, self.key))
+                arrival = await asyncio.to_thread(self._store_arrival, job, result.received_at)
+            recorded = await self._outcomes.run(delivered(
+                job, result.received_at, result.http_status or 0, result.duration, arrival, self.key.certificate))
             self._count(recorded, "delivered", job.recipient)
             if recorded:
                 metrics.DELIVERED.labels(mode="push").inc()
@@ -231,8 +246,7 @@ class DeliveryWorker:
                 await self._record_dead(job, decision.reason or "attempts-exhausted", result.error,
                                         result.http_status)
             else:
-                recorded = await self._outcomes.run(
-                    lambda session: PushTransitions(session).retry(job, decision, result.error, result.http_status))
+                recorded = await self._outcomes.run(retry(job, decision, result.error, result.http_status))
                 self._count(recorded, "retry", job.recipient)
         else:
             await self._record_dead(job, "refused", result.error, result.http_status)
@@ -287,7 +301,7 @@ class DeliveryWorker:
                     await self._record_dead(job, decision.reason or "attempts-exhausted", result.error,
                                             result.http_status)
                 else:
-                    self._count(await self._outcomes.run(_retry(job, decision, result.error, result.http_status)),
+                    self._count(await self._outcomes.run(retry(job, decision, result.error, result.http_status)),
                                 "retry", metrics.UPSTREAM)
         else:
             for job in jobs:
@@ -299,17 +313,26 @@ class DeliveryWorker:
     async def _post(self, job: Job) -> PushResult:
         assert self._client is not None
         try:
-            envelope = await asyncio.to_thread(self.blobs.read, job.envelope_sha256)
-            body = await asyncio.to_thread(delivery_body, envelope, job.multipart, self.blobs, job.delivery_id)
+            envelope = await self._envelopes.read(job.envelope_sha256)
+            if job.multipart:  # parses the envelope for its large parts
+                body = await asyncio.to_thread(delivery_body, envelope, True, self.blobs, job.delivery_id)
+            else:
+                body = delivery_body(envelope, False, self.blobs, job.delivery_id)
         except (OSError, ValueError) as exc:
             now = datetime.now(UTC)
             return PushResult("retry", None, f"gateway error reading the stored bytes ({type(exc).__name__})",
                               None, now, 0.0)
         return await push(self._client, job, body, self.key, self.settings.delivery_timeout_seconds)
 
+    def _store_arrival(self, job: Job, received_at: datetime) -> bytes:
+        """The automatic 01 for ``job``'s document, built, signed and stored (one thread hop: all CPU and disk)."""
+        arrival = build_arrival(original_of_job(job), job.recipient, job.recipient_name, received_at,
+                                self.key.private_key, self.key.certificate)
+        self.blobs.put(arrival)
+        return arrival
+
     async def _record_dead(self, job: Job, reason: str, error: str, http_status: int | None) -> None:
-        recorded = await self._outcomes.run(
-            lambda session: PushTransitions(session).dead(job, reason, error, http_status))
+        recorded = await self._outcomes.run(dead(job, reason, error, http_status))
         self._count(recorded, "dead", metrics.UPSTREAM if job.mode == "upstream" else job.recipient)
         if recorded:
             metrics.DEAD.labels(reason=reason).inc()
@@ -334,9 +357,32 @@ class DeliveryWorker:
                              error_type=type(exc).__name__)
 
 
-def _retry(job: Job, decision: Decision, error: str, http_status: int | None
-           ) -> Callable[[AsyncSession], Awaitable[bool]]:
-    return lambda session: PushTransitions(session).retry(job, decision, error, http_status)
+class _Envelopes:
+    """The original bytes of the documents being pushed, read from the blob store (and checked against their
+    digest) once for all their recipients rather than once per attempt: a document to 500 recipients is read
+    once, not 500 times. Small envelopes only (up to ``MAX_BYTES`` each, ``SIZE`` of them, most recent kept);
+    a read that failed is done again by the next attempt."""
+
+    SIZE = 8
+    MAX_BYTES = 8 * 1024 * 1024
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        self._reads: OrderedDict[str, asyncio.Future[bytes]] = OrderedDict()
+
+    async def read(self, sha256: str) -> bytes:
+        reading = self._reads.get(sha256)
+        if reading is None or (reading.done() and (reading.cancelled() or reading.exception() is not None)):
+            reading = asyncio.ensure_future(asyncio.to_thread(self.blobs.read, sha256))
+            self._reads[sha256] = reading
+            while len(self._reads) > self.SIZE:
+                self._reads.popitem(last=False)
+        else:
+            self._reads.move_to_end(sha256)
+        data = await asyncio.shield(reading)  # an attempt cancelled while it waits leaves the read to the others
+        if len(data) > self.MAX_BYTES and self._reads.get(sha256) is reading:
+            del self._reads[sha256]
+        return data
 
 
 def _units(jobs: list[Job]) -> list[list[Job]]:

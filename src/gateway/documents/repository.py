@@ -6,7 +6,7 @@ import string
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.base import insert_rows
@@ -34,6 +34,20 @@ def _subject_contains(needle: str, dialect: str) -> ColumnElement[bool]:
     return func.translate(Document.subject, _UPPER, _LOWER).like("%" + escaped + "%", escape="\\")
 
 
+# Intake's reads, built once (issue 17's profile: building a statement and its cache key on every call cost more
+# than running it); the values are bound per call.
+_BY_ENVELOPE = (
+    select(Document)
+    .where(Document.sender == bindparam("sender"), Document.envelope_sha256 == bindparam("sha256"),
+           Document.kind == bindparam("kind"))
+    .limit(1)
+)
+_BY_DOCUMENT_ID = select(Document).where(
+    Document.sender == bindparam("sender"), Document.document_id == bindparam("document_id"),
+    Document.kind == "document", Document.business_doc_type == 0,
+)
+
+
 class DocumentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -42,22 +56,13 @@ class DocumentRepository:
         return await self.session.get(Document, document)
 
     async def by_envelope(self, sender: str, envelope_sha256: str, kind: str) -> Document | None:
-        result = await self.session.execute(
-            select(Document)
-            .where(Document.sender == sender, Document.envelope_sha256 == envelope_sha256, Document.kind == kind)
-            .limit(1)
-        )
+        result = await self.session.execute(_BY_ENVELOPE, {"sender": sender, "sha256": envelope_sha256, "kind": kind})
         return result.scalar_one_or_none()
 
     async def by_document_id(self, sender: str, document_id: str) -> Document | None:
         """The new document (BussinessDocType 0) ``sender`` sent under ``document_id``: unique (migration
         0005); the recalls, updates and replacements that repeat its DocumentId are other rows."""
-        result = await self.session.execute(
-            select(Document).where(
-                Document.sender == sender, Document.document_id == document_id, Document.kind == "document",
-                Document.business_doc_type == 0,
-            )
-        )
+        result = await self.session.execute(_BY_DOCUMENT_ID, {"sender": sender, "document_id": document_id})
         return result.scalar_one_or_none()
 
     async def attachments(self, document: str) -> Sequence[Attachment]:
@@ -191,11 +196,11 @@ class DocumentRepository:
         )
         return result.scalars().all()
 
-    async def insert_accepted(self, document: Document, attachments: Sequence[Attachment],
+    async def insert_accepted(self, documents: Sequence[Document], attachments: Sequence[Attachment],
                               deliveries: Sequence[Delivery]) -> None:
-        """An accepted message's rows, each final as made: one INSERT per table (the document first, which the
+        """Accepted messages' rows, each final as made: one INSERT per table (the documents first, which the
         others reference); the objects stay transient (gateway.db.base.insert_rows)."""
-        await insert_rows(self.session, [document])
+        await insert_rows(self.session, documents)
         await insert_rows(self.session, attachments)
         await insert_rows(self.session, deliveries)
 
