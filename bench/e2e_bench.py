@@ -5,8 +5,11 @@ The gateway runs as in production (:mod:`harness`). Two push recipients, ``000.0
 check the gateway's signature on every POST and record the instant they answer 200). The sender posts
 signed envelopes (the intake benchmark's: Vietnamese metadata, one 100 KB PDF inline), each addressed to
 both, on a fixed schedule of ``--rate`` per second for ``--seconds`` (open loop: a slow answer does not
-slow the sending). By default the rate is half the intake capacity that the intake benchmark measured last
-(``bench/results/intake.json``, written earlier in the same ``make bench``): issue 17's "at half capacity".
+slow the sending). By default the rate is half the end-to-end capacity, measured first in the same run
+(issue 17's "at half capacity"): ``--capacity-documents`` envelopes (default 400) sent closed loop at
+concurrency 16, capacity = documents / (instant of the last recipient's 2xx - start). Each document costs
+more than its intake here (two pushes, two automatic 01s signed and accepted), so the intake benchmark's
+capacity would overload this one.
 Each document is matched to its arrivals by ``X-Gateway-Document-Id``.
 
 Latency per (document, recipient) = the recipient's answer instant minus the instant the POST was scheduled
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import sys
@@ -83,6 +85,29 @@ async def send_open_loop(port: int, token: str, envelopes: list[bytes], rate: fl
     return started, intake, statuses
 
 
+async def send_closed_loop(port: int, token: str, envelopes: list[bytes], concurrency: int) -> dict[str, float]:
+    """POST the envelopes ``concurrency`` at a time, each connection sending the next as soon as it has its
+    answer; returns {document: wall instant its POST started} of those accepted."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/xml"}
+    started: dict[str, float] = {}
+    queue = list(reversed(envelopes))
+
+    async def sender() -> None:
+        conn = HttpConnection("127.0.0.1", port)
+        try:
+            while queue:
+                body = queue.pop()
+                at = time.time()
+                r = await conn.request("POST", "/v1/envelopes", headers, body)
+                if r.status == 201:
+                    started[r.headers["x-gateway-document-id"]] = at
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return started
+
+
 def wait_delivered(servers: RecipientServers, documents: dict[str, float], per_document: int,
                    timeout: float) -> list[tuple[float, str, str, str, int, bool]]:
     deadline = time.monotonic() + timeout
@@ -96,8 +121,9 @@ def wait_delivered(servers: RecipientServers, documents: dict[str, float], per_d
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     keys = harness.sender_keys()
-    count = int(args.rate * args.seconds)
-    envelopes = harness.make_envelopes(keys, RECIPIENTS, count + args.warmup, run=f"E{int(time.time())}")
+    measure = 0 if args.rate else args.capacity_documents
+    envelopes = harness.make_envelopes(keys, RECIPIENTS, args.warmup + measure, run=f"E{int(time.time())}")
+    capacity: float | None = None
     pg = Postgres().start()
     work = Path(tempfile.mkdtemp(prefix="gw-bench-e2e-"))
     gateway = Gateway(work, pg.url)
@@ -117,6 +143,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wait_delivered(servers, warm, len(RECIPIENTS), 60)
             if not warm:
                 raise SystemExit(f"nothing accepted during warm-up: {dict(warm_statuses)}")
+            if measure:
+                t_start = time.time()
+                burst = loop.run_until_complete(
+                    send_closed_loop(gateway.port, token, envelopes[args.warmup:], 16))
+                done = wait_delivered(servers, burst, len(RECIPIENTS), args.drain_seconds)
+                last = max(a[0] for a in done if a[5] and a[2] in burst)
+                capacity = len(burst) / (last - t_start)
+                args.rate = round(capacity / 2, 1)
+                print(f"end-to-end capacity: {len(burst)} documents to both recipients in {last - t_start:.1f} s "
+                      f"= {capacity:.1f}/s; offering half: {args.rate:g}/s", flush=True)
+            count = int(args.rate * args.seconds)
+            envelopes += harness.make_envelopes(keys, RECIPIENTS, count, run=f"F{int(time.time())}")
+            envelopes = envelopes[: args.warmup] + envelopes[args.warmup + measure:]
             recorder = (profiling.Recorder("e2e", gateway.server_pids(), min(args.seconds, args.profile_seconds))
                         if args.profile else None)
             cpu0 = (gateway.cpu_seconds(), harness.tree_cpu_seconds(pg.postmaster_pid() or 0),
@@ -161,6 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary = harness.summary_ms(latencies)
     return {
         "offered_per_s": args.rate,
+        "capacity_per_s": capacity,
         "seconds": args.seconds,
         "sent": count,
         "accepted": len(started),
@@ -204,30 +244,17 @@ def print_report(out: dict[str, Any]) -> None:
           f"refused by the recipients' check {out['refused_by_recipient_check']}, answers {out['statuses']}")
 
 
-def half_capacity() -> float:
-    """Half the best accepted rate of the last intake benchmark (its result file), to one decimal."""
-    path = harness.ROOT / "bench" / "results" / "intake.json"
-    try:
-        best = float(json.loads(path.read_text(encoding="utf-8"))["best_accepted_per_s"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise SystemExit(f"no intake capacity in {path} ({exc}): run the intake benchmark first, "
-                         "or give --rate") from None
-    print(f"offered rate: half the intake capacity of {path.name} ({best:.0f}/s)", flush=True)
-    return round(best / 2, 1)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rate", type=float, default=0.0,
-                        help="documents per second (default: half the capacity in bench/results/intake.json)")
+                        help="documents per second (default: half the end-to-end capacity measured first)")
+    parser.add_argument("--capacity-documents", type=int, default=400)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--drain-seconds", type=float, default=120.0, help="how long to wait for the last arrivals")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    if not args.rate:
-        args.rate = half_capacity()
     out = run(args)
     path = harness.write_result("e2e", out)
     print_report(out)
