@@ -55,9 +55,9 @@ StatusRefusals = Annotated[RefusalScope, ledgered_refusals("status.refused", env
 
 
 async def envelope_body(request: Request, refusals: EnvelopeRefusals, settings: SettingsDep,
-                        blobs: BlobsDep) -> AsyncIterator[tuple[bytes, MultipartUpload | None]]:
-    """The edXML bytes and, for multipart, the staged large parts (discarded when the request ends; those
-    the document references were committed to the blob store by then)."""
+                        blobs: BlobsDep) -> AsyncIterator[tuple[bytes, MultipartUpload | None, str]]:
+    """The edXML bytes, for multipart the staged large parts (discarded when the request ends; those the
+    document references were committed to the blob store by then), and the bytes' SHA-256 (hashed once)."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     upload: MultipartUpload | None = None
@@ -71,21 +71,23 @@ async def envelope_body(request: Request, refusals: EnvelopeRefusals, settings: 
         data = upload.envelope
     else:
         raise UnsupportedMediaType("send application/xml, or multipart/form-data with an 'envelope' part")
-    refusals.note(envelope_sha256=digest_of(data), envelope_size=len(data))
+    digest = digest_of(data)
+    refusals.note(envelope_sha256=digest, envelope_size=len(data))
     try:
-        yield data, upload
+        yield data, upload, digest
     finally:
         if upload is not None:
             upload.discard()
 
 
-async def status_body(request: Request, refusals: StatusRefusals, settings: SettingsDep) -> bytes:
+async def status_body(request: Request, refusals: StatusRefusals, settings: SettingsDep) -> tuple[bytes, str]:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in XML_TYPES:
         raise UnsupportedMediaType("send the status message as application/xml")
     data = await read_limited(request, settings.max_envelope_bytes)
-    refusals.note(envelope_sha256=digest_of(data), envelope_size=len(data))
-    return data
+    digest = digest_of(data)
+    refusals.note(envelope_sha256=digest, envelope_size=len(data))
+    return data, digest
 
 
 def _receipt_response(result: IntakeResult) -> Response:
@@ -142,14 +144,14 @@ _RECEIPT = {"content": {RECEIPT_MEDIA_TYPE: {"schema": {"type": "string"}}},
 )
 async def submit_envelope(
     agency: CurrentAgency,
-    body: Annotated[tuple[bytes, MultipartUpload | None], Depends(envelope_body)],
+    body: Annotated[tuple[bytes, MultipartUpload | None, str], Depends(envelope_body)],
     intake: IntakeDep,
     wake_worker: WakeWorker,
 ) -> Response:
     """Submit a signed edXML document. The answer's commit instant is the sent instant (Điều 11.1)."""
     assert agency.agency_code is not None
-    data, upload = body
-    result = await intake.submit(agency.agency_code, data, upload)
+    data, upload, digest = body
+    result = await intake.submit(agency.agency_code, data, upload, digest=digest)
     if result.created and result.push:
         wake_worker()  # push deliveries start now rather than at the next poll
     return _receipt_response(result)
@@ -181,14 +183,15 @@ _STATUS_RECEIPT = {"content": {"application/xml": {"schema": {"type": "string"}}
 )
 async def submit_status(
     agency: CurrentAgency,
-    data: Annotated[bytes, Depends(status_body)],
+    body: Annotated[tuple[bytes, str], Depends(status_body)],
     intake: IntakeDep,
     wake_worker: WakeWorker,
 ) -> Response:
     """Report what the caller did with a document it received (EDXML.md status codes), or, as its sender,
     recall it (13). Routed to the other party like a document (push or pull), ledgered."""
     assert agency.agency_code is not None
-    result = await intake.submit_status(agency.agency_code, data)
+    data, digest = body
+    result = await intake.submit_status(agency.agency_code, data, digest=digest)
     if result.created:
         wake_worker()
     return _receipt_response(result)

@@ -166,13 +166,13 @@ class IntakeService:
         self.limits = limits
 
     async def submit(self, sender: str, data: bytes, upload: MultipartUpload | None = None, *,
-                     via: FromUpstream | None = None) -> IntakeResult:
+                     via: FromUpstream | None = None, digest: str | None = None) -> IntakeResult:
         """Accept a document from ``sender`` (an authenticated agency, or with ``via`` the sender a message from
         the upstream names). The caller discards ``upload``'s staged parts afterwards (those the document
         references are committed to the blob store by then)."""
         if self.gate is not None:
             await self.gate.check()
-        digest = digest_of(data)
+        digest = digest or digest_of(data)  # the caller's, when it hashed the bytes already
         large_parts = (
             {cid: LargePart(sha256=w.sha256, size=w.size, head=w.head) for cid, w in upload.parts.items()}
             if upload is not None
@@ -388,11 +388,12 @@ class IntakeService:
 
     # -- status messages ---------------------------------------------------------------------------------
 
-    async def submit_status(self, reporter: str, data: bytes, *, via: FromUpstream | None = None) -> IntakeResult:
+    async def submit_status(self, reporter: str, data: bytes, *, via: FromUpstream | None = None,
+                            digest: str | None = None) -> IntakeResult:
         """Accept a status message about a document (the steps in the module docstring)."""
         if self.gate is not None:
             await self.gate.check()
-        digest = digest_of(data)
+        digest = digest or digest_of(data)
         # 1, 2, 3
         checked = await self._resubmitted_or_inspected(reporter, data, digest, "status", None, via)
         if isinstance(checked, IntakeResult):

@@ -295,13 +295,14 @@ async def send_edoc(request: Request, intake: IntakeDep, settings: SettingsDep, 
     async def handle(signed: SignedRequest, system: AuthenticatedSystem) -> bytes:
         raw = await read_limited(request, settings.max_envelope_bytes + 2)
         data = protocol.strip_trailing_crlf(raw)
-        _note(request, envelope_sha256=envelope_sha256(data), envelope_size=len(data))
+        digest = envelope_sha256(data)
+        _note(request, envelope_sha256=digest, envelope_size=len(data))
         sender = await _sender(request, system, require_param(signed, "from").strip())
         protocol.verify_hash_file(signed, data)
         if _messagetype(signed) == "status":
-            result = await intake.submit_status(sender, data)
+            result = await intake.submit_status(sender, data, digest=digest)
         else:
-            result = await intake.submit(sender, data)
+            result = await intake.submit(sender, data, digest=digest)
         if result.push:
             wake_worker()
         return answer(ok=True, DocId=result.document)
