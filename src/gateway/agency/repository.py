@@ -22,12 +22,6 @@ _CHUNK = 500
 # Intake's reads, built once (issue 17: building a statement and its cache key on every call cost more than
 # running it); the values are bound per call.
 _MANY = select(Agency).where(Agency.code.in_(bindparam("codes", expanding=True)))
-_WITH_CERTIFICATES = (
-    select(Agency, AgencyCertificate)
-    .outerjoin(AgencyCertificate, AgencyCertificate.agency_code == Agency.code)
-    .where(Agency.code == bindparam("code"))
-    .order_by(AgencyCertificate.added_at, AgencyCertificate.sha256)
-)
 
 
 @dataclass(frozen=True)
@@ -74,14 +68,6 @@ class AgencyRepository:
             .order_by(AgencyCertificate.added_at, AgencyCertificate.sha256)
         )
         return result.scalars().all()
-
-    async def with_certificates(self, code: str) -> tuple[Agency, list[AgencyCertificate]] | None:
-        """The agency and its certificates (as :meth:`certificates` orders them) in one statement: intake reads
-        both for every envelope."""
-        rows = (await self.session.execute(_WITH_CERTIFICATES, {"code": code})).all()
-        if not rows:
-            return None
-        return rows[0][0], [cert for _, cert in rows if cert is not None]
 
     async def certificates_for(self, codes: Sequence[str]) -> dict[str, list[AgencyCertificate]]:
         out: dict[str, list[AgencyCertificate]] = {c: [] for c in codes}

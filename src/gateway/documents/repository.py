@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.agency.models import Agency, AgencyCertificate
 from gateway.db.base import insert_rows
 from gateway.documents.models import Attachment, Delivery, Document
 
@@ -42,6 +43,22 @@ _BY_ENVELOPE = (
            Document.kind == bindparam("kind"))
     .limit(1)
 )
+# The sender's register entry and certificates, and whether it sent these very bytes before (an identical
+# resubmission: the id of that document), in one statement.
+_SENDER_FOR_INTAKE = (
+    select(
+        Agency,
+        AgencyCertificate,
+        select(Document.id)
+        .where(Document.sender == bindparam("sender"), Document.envelope_sha256 == bindparam("sha256"),
+               Document.kind == bindparam("kind"))
+        .limit(1)
+        .scalar_subquery(),
+    )
+    .outerjoin(AgencyCertificate, AgencyCertificate.agency_code == Agency.code)
+    .where(Agency.code == bindparam("sender"))
+    .order_by(AgencyCertificate.added_at, AgencyCertificate.sha256)
+)
 _BY_DOCUMENT_ID = select(Document).where(
     Document.sender == bindparam("sender"), Document.document_id == bindparam("document_id"),
     Document.kind == "document", Document.business_doc_type == 0,
@@ -58,6 +75,17 @@ class DocumentRepository:
     async def by_envelope(self, sender: str, envelope_sha256: str, kind: str) -> Document | None:
         result = await self.session.execute(_BY_ENVELOPE, {"sender": sender, "sha256": envelope_sha256, "kind": kind})
         return result.scalar_one_or_none()
+
+    async def sender_for_intake(self, sender: str, envelope_sha256: str, kind: str
+                                ) -> tuple[str | None, Agency, list[AgencyCertificate]] | None:
+        """Intake's first read, one statement: the id of the ``kind`` message ``sender`` already sent with these
+        bytes (None: new bytes), the sender's register entry and its certificates (oldest first); None when
+        the register has no such agency."""
+        rows = (await self.session.execute(
+            _SENDER_FOR_INTAKE, {"sender": sender, "sha256": envelope_sha256, "kind": kind})).all()
+        if not rows:
+            return None
+        return rows[0][2], rows[0][0], [cert for _, cert, _ in rows if cert is not None]
 
     async def by_document_id(self, sender: str, document_id: str) -> Document | None:
         """The new document (BussinessDocType 0) ``sender`` sent under ``document_id``: unique (migration

@@ -283,18 +283,19 @@ class IntakeService:
         traffic costs no extra statement, an envelope addressed by alias is inspected twice."""
         # reads, no transaction: step 8's constraints back up every check made before it
         async with self.db.read() as session:
-            existing = await DocumentRepository(session).by_envelope(sender, digest, kind)
+            documents = DocumentRepository(session)
+            found = await documents.sender_for_intake(sender, digest, kind)
+            existing = await documents.get(found[0]) if found is not None and found[0] is not None else None
             if existing is not None:
                 return IntakeResult(await self._receipt_for(session, existing), False, existing.id)
-            found = await AgencyRepository(session).with_certificates(sender)
             if via is not None:
                 if found is None:
                     raise UpstreamSenderUnknown(f"{sender!r} is not in the register: run `gateway upstream "
                                                 "agencies sync`", sender=sender)
-                if found[0].delivery_mode != "upstream":
+                if found[1].delivery_mode != "upstream":
                     raise UpstreamSenderLocal(sender=sender)
             assert found is not None  # authenticated agencies exist
-            agency, certs = found
+            _, agency, certs = found
         inspect = functools.partial(
             inspect_envelope,
             data,
