@@ -21,7 +21,8 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.blobs import BlobCorrupt, BlobStore, FilesystemBlobStore, blob_store
-from gateway.blobs.postgres import CHUNK, PostgresBlobStore, libpq_url
+from gateway.blobs.postgres import PostgresBlobStore, libpq_url
+from gateway.blobs.store import CHUNK
 from gateway.config import Settings
 
 MiB = 1024 * 1024
@@ -219,3 +220,102 @@ def test_libpq_url_from_the_sqlalchemy_url() -> None:
     convert: Callable[[str], str] = libpq_url
     assert convert("postgresql+asyncpg://gw:p%40ss@db:5432/gateway") == "postgresql://gw:p%40ss@db:5432/gateway"
     assert convert("postgresql+asyncpg://gw@db/gateway?ssl=require") == "postgresql://gw@db/gateway?sslmode=require"
+
+
+def _uploads(store: BlobStore) -> list[tuple[object, ...]]:
+    """The PostgreSQL store's uploads not (yet) adopted under a digest: (key, chunk rows)."""
+    return _sql(store, "SELECT b.sha256, (SELECT count(*) FROM blob_chunks c WHERE c.sha256 = b.sha256) "
+                       "FROM blobs b WHERE b.sha256 LIKE 'upload-%%'")
+
+
+def test_a_streamed_upload_is_visible_under_its_digest_only_once_committed(store: BlobStore) -> None:
+    data = os.urandom(3 * CHUNK + 5)
+    digest = hashlib.sha256(data).hexdigest()
+    writer = store.writer()
+    for i in range(0, len(data), 65536):
+        writer.write(data[i:i + 65536])
+    writer.close()  # the part has ended: its bytes are staged (in PostgreSQL: committed under an upload key)
+    assert writer.sha256 == digest
+    assert not store.exists(digest)
+    if isinstance(store, PostgresBlobStore):
+        assert [count for _, count in _uploads(store)] == [4]
+    assert store.commit(writer) == digest
+    assert store.exists(digest)
+    assert store.read(digest) == data
+    writer.discard()  # as the endpoint does after every request: a committed blob stays
+    assert store.read(digest) == data
+    if isinstance(store, PostgresBlobStore):
+        assert _uploads(store) == []
+        assert _sql(store, "SELECT ordinal, length(data) FROM blob_chunks WHERE sha256 = %s ORDER BY ordinal",
+                    digest) == [(0, CHUNK), (1, CHUNK), (2, CHUNK), (3, 5)]
+
+
+@pytest.mark.parametrize("when", ["while streaming", "after the part ended"])
+def test_a_refused_upload_leaves_nothing_stored(store: BlobStore, when: str) -> None:
+    writer = store.writer()
+    data = os.urandom(CHUNK)
+    for _ in range(6):
+        writer.write(data)
+    if when == "after the part ended":
+        writer.close()
+    writer.discard()
+    assert not any(store.tmp.iterdir())
+    assert not store.exists(hashlib.sha256(data * 6).hexdigest())
+    if isinstance(store, PostgresBlobStore):
+        assert _sql(store, "SELECT count(*) FROM blobs") == [(0,)]
+        assert _sql(store, "SELECT count(*) FROM blob_chunks") == [(0,)]
+
+
+_CRASH = """
+import os, sys, time
+from pathlib import Path
+from gateway.blobs.postgres import PostgresBlobStore
+store = PostgresBlobStore(Path(sys.argv[1]), sys.argv[2])
+writer = store.writer()
+for _ in range(3):
+    writer.write(os.urandom(1 << 20))
+if sys.argv[3] == "after the part ended":
+    writer.close()
+else:
+    while writer.chunks < 2:  # the stream is open and has sent chunks
+        time.sleep(0.01)
+os._exit(0)  # the process dies: no discard, no commit
+"""
+
+
+@pytest.mark.parametrize("when", ["while streaming", "after the part ended"])
+def test_a_crash_leaves_no_blob_and_its_orphan_upload_is_swept(tmp_path: Path, pg_url: str, when: str) -> None:
+    store = PostgresBlobStore(tmp_path / "blobs", pg_url)
+    try:
+        kept = store.put(os.urandom(2 * CHUNK))
+        subprocess.run([sys.executable, "-c", _CRASH, str(tmp_path / "crashed"), pg_url, when], check=True,
+                       timeout=60)
+        assert _sql(store, "SELECT sha256 FROM blobs WHERE sha256 NOT LIKE 'upload-%%'") == [(kept,)]
+        if when == "while streaming":  # the stream's transaction never committed
+            assert _uploads(store) == []
+        else:  # committed under its upload key, never adopted: an orphan, kept while it may still be in use
+            assert [count for _, count in _uploads(store)] == [3]
+            assert store.sweep_uploads() == 0
+            assert [count for _, count in _uploads(store)] == [3]
+            _sql(store, "UPDATE blobs SET created_at = now() - interval '25 hours' WHERE sha256 LIKE 'upload-%%'")
+        assert store.sweep_uploads() == (1 if when == "after the part ended" else 0)
+        assert _uploads(store) == []
+        assert _sql(store, "SELECT count(*) FROM blob_chunks WHERE sha256 <> %s", kept) == [(0,)]
+        assert store.read(kept)  # a blob is never swept
+    finally:
+        store.close()
+
+
+def test_the_first_stream_after_a_start_sweeps_stale_uploads(tmp_path: Path, pg_url: str) -> None:
+    subprocess.run([sys.executable, "-c", _CRASH, str(tmp_path / "crashed"), pg_url, "after the part ended"],
+                   check=True, timeout=60)
+    store = PostgresBlobStore(tmp_path / "blobs", pg_url)
+    try:
+        _sql(store, "UPDATE blobs SET created_at = now() - interval '25 hours' WHERE sha256 LIKE 'upload-%%'")
+        writer = store.writer()
+        writer.write(os.urandom(2 * CHUNK))
+        digest = store.commit(writer)
+        assert _uploads(store) == []
+        assert _sql(store, "SELECT sha256, count(*) FROM blob_chunks GROUP BY sha256") == [(digest, 2)]
+    finally:
+        store.close()

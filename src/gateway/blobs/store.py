@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import queue
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -23,6 +25,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 HEAD_BYTES = 8192
+#: the unit a writer's thread takes (and the PostgreSQL store's chunk rows): 1 MiB
+CHUNK = 1024 * 1024
+#: chunks a writer may hold queued for its thread: a few MiB per upload in memory
+QUEUE_CHUNKS = 4
 HEX = frozenset("0123456789abcdef")
 
 
@@ -31,7 +37,25 @@ class BlobCorrupt(OSError):
 
 
 class BlobWriter:
-    """Streams bytes to a staging file while hashing them; keeps the first bytes for content sniffing."""
+    """Streams bytes to a staging file while hashing them; keeps the first bytes for content sniffing.
+
+    The filesystem store's writer hashes and writes each piece as it comes (in the caller's thread). A ``threaded``
+    writer (the PostgreSQL store's) cuts the stream into ``CHUNK`` pieces instead and, from the first full chunk
+    on, a thread of its own hashes, writes and sends them on (``_consume``), fed through a queue of at most
+    ``QUEUE_CHUNKS`` chunks: memory stays constant, and the upload and its storage overlap. ``write`` blocks only
+    when the queue is full; a caller that must not block (the multipart reader, on the event loop) asks
+    ``congested`` and waits with ``wait_room`` in a thread. ``close`` waits for the queue to drain and
+    (``durable``) fsyncs the file: ``sha256`` and ``size`` are final then.
+
+    Why not a thread for the filesystem store too: measured (bench/large_upload.py, 1 GiB, 2 runs x 2), the
+    thread and its 1 MiB chunks doubled the gateway's kernel CPU time (page faults: 1.8-3.6 s against 0.7-0.9 s a
+    GiB) and made the upload slower (2.8-4.3 s against 2.6-3.4 s), starting the write-back early or not.
+    """
+
+    #: fsync the staging file on ``close`` (the filesystem store keeps the file itself; other stores do not)
+    durable = True
+    #: hash and write in a thread of the writer's own, in ``CHUNK`` pieces (see above)
+    threaded = False
 
     def __init__(self, staging: Path, limit: int | None = None) -> None:
         self.path = staging
@@ -40,6 +64,16 @@ class BlobWriter:
         self.size = 0
         self.head = b""
         self.limit = limit
+        self._pieces: list[bytes] = []
+        self._buffered = 0
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._room = threading.Condition()
+        self._pending = 0  # chunks queued and not yet consumed (guarded by _room)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self._closed = False
+        self._written = 0
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -47,23 +81,107 @@ class BlobWriter:
             raise OverflowError("blob exceeds its size limit")
         if len(self.head) < HEAD_BYTES:
             self.head += data[: HEAD_BYTES - len(self.head)]
-        self._hash.update(data)
-        self._fh.write(data)
+        if not self.threaded:
+            self._consume(data)
+            return
+        self._pieces.append(data if type(data) is bytes else bytes(data))  # held until its chunk is cut
+        self._buffered += len(data)
+        if self._buffered >= CHUNK:
+            joined = b"".join(self._pieces)
+            whole = len(joined) - len(joined) % CHUNK
+            for start in range(0, whole, CHUNK):
+                self._put(joined[start:start + CHUNK])
+            rest = joined[whole:]
+            self._pieces = [rest] if rest else []
+            self._buffered = len(rest)
+
+    @property
+    def congested(self) -> bool:
+        """Whether the next full chunk would make ``write`` wait for the writer's thread."""
+        return self._pending >= QUEUE_CHUNKS - 1
+
+    def wait_room(self) -> None:
+        """Block until the queue has room again (or the thread failed: the next ``write`` raises)."""
+        with self._room:
+            self._room.wait_for(lambda: self._pending < QUEUE_CHUNKS - 1 or self._error is not None)
+
+    def _put(self, chunk: bytes) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="blob-writer", daemon=True)
+            self._thread.start()
+        with self._room:
+            self._room.wait_for(lambda: self._pending < QUEUE_CHUNKS or self._error is not None)
+            if self._error is not None:
+                raise self._error
+            self._pending += 1
+        self._queue.put(chunk)
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            try:
+                if self._error is None and not self._abandoned:
+                    self._consume(chunk)
+            except BaseException as exc:  # handed to the caller's next write or close
+                self._error = exc
+            with self._room:
+                self._pending -= 1
+                self._room.notify_all()
+        try:
+            if self._error is None and not self._abandoned:
+                self._end()
+        except BaseException as exc:  # handed to close
+            self._error = exc
+
+    def _consume(self, chunk: bytes) -> None:
+        """The next bytes, in order (the writer's thread; the caller's, unthreaded or smaller than a chunk)."""
+        self._hash.update(chunk)
+        self._fh.write(chunk)
+        self._written += len(chunk)
+
+    def _end(self) -> None:
+        """The last chunk was consumed (the writer's thread): a store's hook."""
 
     def close(self) -> None:
+        """No more bytes: wait for the thread to drain its queue, then (``durable``) flush and fsync."""
+        if self._closed:
+            return
+        self._closed = True
+        rest = b"".join(self._pieces)
+        self._pieces, self._buffered = [], 0
+        if self._thread is not None:
+            if rest:
+                self._put(rest)
+            self._queue.put(None)
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+        elif rest:
+            self._consume(rest)
         if not self._fh.closed:
             self._fh.flush()
-            os.fsync(self._fh.fileno())
+            if self.durable:
+                os.fsync(self._fh.fileno())
             self._fh.close()
 
     @property
     def sha256(self) -> str:
+        if not self._closed:
+            raise RuntimeError("the digest of a blob still being written")
         return self._hash.hexdigest()
 
     def discard(self) -> None:
+        self._abandoned = True
+        self._closed = True
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
         if not self._fh.closed:
             self._fh.close()
         self.path.unlink(missing_ok=True)
+        self._abandon()
+
+    def _abandon(self) -> None:
+        """The upload was refused or abandoned (after the thread stopped): a store's hook."""
 
 
 class BlobReader(io.RawIOBase):

@@ -7,6 +7,7 @@ in memory. A part is matched to its manifest entry by its ``Content-ID`` header,
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -49,6 +50,7 @@ class _State:
     envelope: bytearray | None = None
     in_envelope: bool = False
     writer: BlobWriter | None = None
+    ended: list[BlobWriter] = field(default_factory=list)
     finished: bool = False
     error: Exception | None = None
 
@@ -118,12 +120,20 @@ async def read_multipart(
 
     def on_part_end() -> None:
         if state.writer is not None:
-            state.writer.close()
+            state.ended.append(state.writer)  # closed by keep_up, off the event loop
             state.writer = None
         state.in_envelope = False
 
     def on_end() -> None:
         state.finished = True
+
+    async def keep_up() -> None:
+        # The writers' threads hash, write (and stream) the parts; the event loop waits for them only in a
+        # thread of its own: when a writer's queue is full (so memory stays constant), and to close an ended part.
+        if state.writer is not None and state.writer.congested:
+            await asyncio.to_thread(state.writer.wait_room)
+        while state.ended:
+            await asyncio.to_thread(state.ended.pop(0).close)
 
     parser = MultipartParser(
         boundary,
@@ -142,7 +152,9 @@ async def read_multipart(
         async for chunk in chunks:
             if chunk:
                 parser.write(chunk)
+                await keep_up()
         parser.finalize()
+        await keep_up()
         if not state.finished:
             raise MultipartTruncated()
         if state.envelope is None:
@@ -152,7 +164,9 @@ async def read_multipart(
         for writer in parts.values():
             writer.discard()
         raise
-    except Exception as exc:
+    except BaseException as exc:  # a cancelled request (the client went away) leaves nothing staged either
         for writer in parts.values():
             writer.discard()
-        raise MultipartInvalid() from exc
+        if isinstance(exc, Exception):
+            raise MultipartInvalid() from exc
+        raise
