@@ -16,9 +16,10 @@ from sqlalchemy import event
 
 from gw import register, submit
 
-#: auth 1; idempotency, sender, certificates 3; recipients, DocumentId 2; the write transaction: BEGIN,
-#: document, attachments, deliveries, lock (PostgreSQL), head, ledger entry, document's ledger columns, COMMIT
-POSTGRES_STATEMENTS = 15
+#: auth 1; idempotency, sender and its certificates in one (issue 17); recipients, DocumentId 2; the write
+#: transaction: BEGIN, lock (PostgreSQL), head, document, attachments, deliveries, ledger entry, COMMIT (the sent
+#: instant is known before the document is written: no UPDATE after, issue 17)
+POSTGRES_STATEMENTS = 12
 
 
 async def test_an_accepted_envelope_takes_one_transaction_and_few_statements(
@@ -69,4 +70,4 @@ async def test_an_accepted_envelope_takes_one_transaction_and_few_statements(
         # SQLite: one writer transaction (BEGIN IMMEDIATE); the reads take deferred BEGINs, no writer lock.
         assert [b for b in begins if "IMMEDIATE" in b.upper()] == ["BEGIN IMMEDIATE"], sent
         assert len(sent) <= POSTGRES_STATEMENTS + 3, "\n".join(sent)
-    assert len(writes) == 5, writes  # document, attachments, deliveries, ledger entry, the document's seq
+    assert len(writes) == 4, writes  # document, attachments, deliveries, ledger entry (nothing updated after)
