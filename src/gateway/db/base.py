@@ -65,4 +65,6 @@ async def insert_rows(session: AsyncSession, rows: Sequence[Base]) -> None:
     model = type(rows[0])
     keys = [c.key for c in model.__mapper__.column_attrs]
     values = [{k: row.__dict__[k] for k in keys if k in row.__dict__} for row in rows]
-    await session.execute(insert(model), values)
+    # render_nulls: a None is written as NULL, not left out, so rows that differ only in which values are None
+    # stay one statement (the ORM's bulk INSERT otherwise splits them into one statement per set of keys).
+    await session.execute(insert(model).execution_options(render_nulls=True), values)
