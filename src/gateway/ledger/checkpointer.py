@@ -57,7 +57,8 @@ async def _verify_since(session: AsyncSession, start: int, prev_hash: str, size:
             break
         inside = [row for row in rows if isinstance(row[0], int) and row[0] < size]
         try:
-            walker.feed(inside)
+            # hashing in a worker thread: the event loop (this process's requests) keeps its turns
+            await asyncio.to_thread(walker.feed, inside)
         except ChainBroken as exc:
             raise CheckpointRefused(f"not signing: {exc}") from exc
         if len(inside) < len(rows):
@@ -126,8 +127,11 @@ async def checkpoint_if_due(
             root = await tree.root(session, size)
             root_hash = root.hex()
             name = origin or default_origin(key.certificate)
-            signed_note = note.sign_note(note.checkpoint_body(name, size, root), name, key.private_key)
-            checkpoint = sign(key.private_key, key.certificate, size, head_hash, max(instant, head_at))
+            # The two signatures in a worker thread too (RSA-3072: milliseconds each, not on the event loop).
+            signed_note = await asyncio.to_thread(note.sign_note, note.checkpoint_body(name, size, root), name,
+                                                  key.private_key)
+            checkpoint = await asyncio.to_thread(sign, key.private_key, key.certificate, size, head_hash,
+                                                 max(instant, head_at))
             await checkpoints.add(
                 LedgerCheckpoint(
                     size=checkpoint.size,

@@ -18,12 +18,14 @@ names every node the proof needs, one query fetches them, and the second run com
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.ledger import merkle
+from gateway.ledger.chain import ChainRow
 from gateway.ledger.repository import LedgerRepository, MerkleRepository
 
 T = TypeVar("T")
@@ -77,15 +79,9 @@ async def extend(session: AsyncSession, up_to: int) -> int:
         rows = await ledger.chain_rows(after, min(_BATCH, up_to - size))
         if not rows:
             raise TreeIncomplete(f"entry {size} is missing from the ledger")
-        added: list[tuple[int, int, bytes]] = []
-        for row in rows:
-            if row[0] != size:
-                raise TreeIncomplete(f"entry {size} is missing from the ledger (found {row[0]})")
-            nodes = merkle.nodes_completed_by(size, merkle.leaf_hash(bytes.fromhex(row[10])), get)
-            for level, index, value in nodes:
-                known[(level, index)] = value
-            added.extend(nodes)
-            size += 1
+        # The hashing in a worker thread (the checkpointer runs in a serving process: its event loop keeps
+        # answering requests meanwhile, issue 17).
+        added, size = await asyncio.to_thread(_hash_rows, rows, size, known, get)
         await repo.add(added)
         after = rows[-1][0]
         # keep only the right edge in memory: nothing to the left of it is read again
@@ -93,6 +89,21 @@ async def extend(session: AsyncSession, up_to: int) -> int:
         for key in [key for key in known if key not in edge]:
             del known[key]
     return size
+
+
+def _hash_rows(rows: Sequence[ChainRow], size: int, known: dict[tuple[int, int], bytes],
+               get: Callable[[int, int], bytes]) -> tuple[list[tuple[int, int, bytes]], int]:
+    """The nodes the leaves of ``rows`` (entries ``size`` on, in order) complete, added to ``known``; the size after."""
+    added: list[tuple[int, int, bytes]] = []
+    for row in rows:
+        if row[0] != size:
+            raise TreeIncomplete(f"entry {size} is missing from the ledger (found {row[0]})")
+        nodes = merkle.nodes_completed_by(size, merkle.leaf_hash(bytes.fromhex(row[10])), get)
+        for level, index, value in nodes:
+            known[(level, index)] = value
+        added.extend(nodes)
+        size += 1
+    return added, size
 
 
 def _edge(size: int) -> list[tuple[int, int]]:
