@@ -231,6 +231,3 @@ class DocumentRepository:
         await insert_rows(self.session, documents)
         await insert_rows(self.session, attachments)
         await insert_rows(self.session, deliveries)
-
-    async def flush(self) -> None:
-        await self.session.flush()
